@@ -1,0 +1,1 @@
+"""``clamp3 demo``: embed a few inputs of every modality and print their cosine similarities."""

@@ -1,0 +1,67 @@
+"""``clamp3 models list|pull|info``."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from clamp3.errors import Clamp3Error
+from clamp3.hub import REGISTRY, cached_path, fetch, get_entry
+
+
+@click.group()
+def models() -> None:
+    """List, download and describe the models clamp3 knows."""
+
+
+@models.command("list")
+def list_models() -> None:
+    """Known model names, their licences and whether their files are in the local cache."""
+    table = Table("name", "kind", "repository", "licence", "cached", "summary")
+    for entry in REGISTRY.values():
+        have = sum(cached_path(entry, f) is not None for f in entry.files)
+        state = "yes" if have == len(entry.files) else ("partial" if have else "no")
+        table.add_row(entry.name, entry.kind, entry.repo, entry.licence, state, entry.summary)
+    Console().print(table)
+
+
+@models.command()
+@click.argument("names", nargs=-1, required=True)
+def pull(names: tuple[str, ...]) -> None:
+    """Download models (and what they need) into the Hugging Face cache."""
+    console = Console(stderr=True)
+    try:
+        queue = list(dict.fromkeys(n for name in names for n in (name, *get_entry(name).requires)))
+        for name in queue:
+            entry = get_entry(name)
+            if entry.notice:
+                console.print(f"[yellow]{entry.name}: {entry.notice}[/yellow]")
+            for filename in entry.files:
+                console.print(f"{entry.name}: {filename}")
+                path = fetch(entry, filename)
+                click.echo(str(path))
+    except Clamp3Error as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@models.command()
+@click.argument("name")
+def info(name: str) -> None:
+    """Details of one model: repository, licence, files and where they are cached."""
+    try:
+        entry = get_entry(name)
+    except Clamp3Error as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"name:       {entry.name}")
+    click.echo(f"kind:       {entry.kind}")
+    click.echo(f"summary:    {entry.summary}")
+    click.echo(f"repository: https://huggingface.co/{entry.repo} (revision {entry.revision})")
+    click.echo(f"licence:    {entry.licence}")
+    if entry.notice:
+        click.echo(f"notice:     {entry.notice}")
+    if entry.requires:
+        click.echo(f"requires:   {', '.join(entry.requires)}")
+    for filename in entry.files:
+        path = cached_path(entry, filename)
+        click.echo(f"file:       {filename} -> {path if path else 'not downloaded'}")

@@ -1,0 +1,29 @@
+"""Exceptions raised by clamp3. Every message is one line that names the file or key at fault."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class Clamp3Error(Exception):
+    """Base class of every error clamp3 raises on purpose."""
+
+
+class CheckpointError(Clamp3Error):
+    """A checkpoint file is missing, unreadable, or does not fit the model it is loaded into."""
+
+
+class ModelNotAvailableError(Clamp3Error):
+    """A model file is neither on disk nor downloadable (for example offline)."""
+
+
+class InputError(Clamp3Error):
+    """One input file (or item) cannot be turned into model input.
+
+    ``str(error)`` is ``"<path>: <reason>"`` so batch jobs can report it on one line.
+    """
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
