@@ -227,7 +227,8 @@ class CLaMP3:
         items = []
         for i, array in enumerate(features):
             array = np.asarray(array, dtype=np.float32)
-            if array.ndim not in (2, 3) or array.shape[-1] != dim or (array.ndim == 3 and array.shape[0] != 1):
+            leading_ok = array.ndim == 2 or (array.ndim == 3 and array.shape[0] == 1)
+            if not leading_ok or array.shape[-1] != dim:
                 raise ValueError(
                     f"audio features {i}: expected shape [n_windows, {dim}] or [1, n_windows, {dim}], "
                     f"got {list(array.shape)}"
@@ -297,9 +298,10 @@ class CLaMP3:
                     rows = self.model.project(tower, hidden, mask).float().cpu().numpy()
                 else:
                     rows = hidden.float().cpu().numpy()
-                for row, j in zip(rows, batch):
+                for row, j in zip(rows, batch, strict=True):
                     segment = jobs[j][1]
-                    outputs[j] = row if global_features else row[segment.length - segment.keep : segment.length]
+                    local = row[segment.length - segment.keep : segment.length]
+                    outputs[j] = row if global_features else local
                 bar.advance(len(batch))
         return _assemble(jobs, outputs, len(items), global_features, self.embedding_dim)
 
@@ -312,7 +314,7 @@ def _assemble(
     dim: int,
 ) -> np.ndarray | list[np.ndarray]:
     per_item: list[list[tuple[Segment, np.ndarray]]] = [[] for _ in range(count)]
-    for (item, segment), output in zip(jobs, outputs):
+    for (item, segment), output in zip(jobs, outputs, strict=True):
         per_item[item].append((segment, output))
     if not global_features:
         return [np.concatenate([out for _, out in parts]).astype(np.float32) for parts in per_item]

@@ -14,7 +14,6 @@ Every load goes through a strict key/shape check whose error names every offendi
 from __future__ import annotations
 
 import json
-import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +65,7 @@ def read_official_checkpoint(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: file not found") from exc
     except IsADirectoryError as exc:
         raise CheckpointError(f"{path}: is a directory, not a checkpoint file") from exc
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
+    except Exception as exc:  # torch.load raises many types (IndexError, UnpicklingError, ...) on garbage
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({reason})") from exc
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
@@ -117,7 +116,8 @@ def infer_config(state_dict: dict[str, torch.Tensor], source: Path) -> CLaMP3Con
 
     def encoder(prefix: str, **fixed) -> EncoderConfig:
         positions, hidden = shape(f"{prefix}embeddings.position_embeddings.weight")
-        layers = {int(m.group(1)) for k in state_dict if (m := re.match(rf"{re.escape(prefix)}encoder\.layer\.(\d+)\.", k))}
+        layer_key = re.compile(rf"{re.escape(prefix)}encoder\.layer\.(\d+)\.")
+        layers = {int(m.group(1)) for k in state_dict if (m := layer_key.match(k))}
         if hidden < 64:
             raise CheckpointError(
                 f"{source}: cannot infer attention heads for hidden size {hidden}; "

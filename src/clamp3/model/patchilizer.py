@@ -75,7 +75,7 @@ class M3Patchilizer:
         if truncate:
             patches = patches[: self.max_patches]
         out = np.zeros((len(patches), self.patch_size), dtype=np.int64)
-        for row, patch in zip(out, patches):
+        for row, patch in zip(out, patches, strict=True):
             ids = [BOS, *patch.encode("ascii"), EOS][: self.patch_size]
             row[: len(ids)] = ids
         return out
