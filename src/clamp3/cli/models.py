@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from clamp3.errors import Clamp3Error
 from clamp3.hub import REGISTRY, cached_path, fetch, get_entry
@@ -18,12 +17,11 @@ def models() -> None:
 @models.command("list")
 def list_models() -> None:
     """Known model names, their licences and whether their files are in the local cache."""
-    table = Table("name", "kind", "repository", "licence", "cached", "summary")
+    click.echo(f"{'name':<18}{'kind':<16}{'licence':<15}{'cached':<9}repository")
     for entry in REGISTRY.values():
         have = sum(cached_path(entry, f) is not None for f in entry.files)
         state = "yes" if have == len(entry.files) else ("partial" if have else "no")
-        table.add_row(entry.name, entry.kind, entry.repo, entry.licence, state, entry.summary)
-    Console().print(table)
+        click.echo(f"{entry.name:<18}{entry.kind:<16}{entry.licence:<15}{state:<9}{entry.repo}")
 
 
 @models.command()
@@ -38,9 +36,7 @@ def pull(names: tuple[str, ...]) -> None:
             if entry.notice:
                 console.print(f"[yellow]{entry.name}: {entry.notice}[/yellow]")
             for filename in entry.files:
-                console.print(f"{entry.name}: {filename}")
-                path = fetch(entry, filename)
-                click.echo(str(path))
+                click.echo(str(fetch(entry, filename)))
     except Clamp3Error as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -1,0 +1,3 @@
+from clamp3.cli import main
+
+main()
