@@ -30,7 +30,14 @@ def _clamp3(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def _snapshot(home, repo: str, filename: str):
-    return home / "hub" / f"models--{repo.replace('/', '--')}" / "snapshots" / "0123456789abcdef0123456789abcdef01234567" / filename
+    return (
+        home
+        / "hub"
+        / f"models--{repo.replace('/', '--')}"
+        / "snapshots"
+        / "0123456789abcdef0123456789abcdef01234567"
+        / filename
+    )
 
 
 def test_pull_downloads_a_model_and_what_it_requires(tmp_path):
@@ -39,12 +46,21 @@ def test_pull_downloads_a_model_and_what_it_requires(tmp_path):
         env = {"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path), "HF_HUB_OFFLINE": "0"}
         result = _clamp3("models", "pull", "saas", env=env)
     assert result.returncode == 0, result.stderr
-    assert _snapshot(tmp_path, "sander-wood/clamp3", SAAS_FILE).read_bytes() == files[("sander-wood/clamp3", SAAS_FILE)]
+    assert (
+        _snapshot(tmp_path, "sander-wood/clamp3", SAAS_FILE).read_bytes()
+        == files[("sander-wood/clamp3", SAAS_FILE)]
+    )
     for name in TOKENIZER.files:
         assert _snapshot(tmp_path, TOKENIZER.repo, name).read_bytes() == f"{name} content".encode()
     listing = _clamp3("models", "list", env={"HF_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"})
     cached = {line.split()[0]: line.split()[3] for line in listing.stdout.splitlines()[1:]}
-    assert cached == {"saas": "yes", "c2": "no", "xlm-roberta-base": "yes", "mert-v1-95m": "no", "blip-base": "no"}
+    assert cached == {
+        "saas": "yes",
+        "c2": "no",
+        "xlm-roberta-base": "yes",
+        "mert-v1-95m": "no",
+        "blip-base": "no",
+    }
 
 
 def test_pull_resumes_a_partial_download(tmp_path):
@@ -78,7 +94,9 @@ def test_an_interrupted_download_is_finished_by_the_next_pull(tmp_path):
 
 def test_pulling_mert_shows_its_non_commercial_licence(tmp_path):
     with serve(_hub_files()) as hub:
-        result = _clamp3("models", "pull", "mert-v1-95m", env={"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path)})
+        result = _clamp3(
+            "models", "pull", "mert-v1-95m", env={"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path)}
+        )
     assert result.returncode == 0, result.stderr
     assert "CC BY-NC 4.0" in result.stderr
 
@@ -90,8 +108,13 @@ def test_offline_without_the_file_is_one_clear_message(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "weights_clamp3_c2_" in lines[0] and "`clamp3 models pull c2`" in lines[0]
-    code = "import clamp3\ntry:\n    clamp3.CLaMP3.from_pretrained('saas')\nexcept clamp3.ModelNotAvailableError as e:\n    print(e)"
-    api = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True)
+    code = (
+        "import clamp3\ntry:\n    clamp3.CLaMP3.from_pretrained('saas')\n"
+        "except clamp3.ModelNotAvailableError as e:\n    print(e)"
+    )
+    api = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True
+    )
     assert SAAS_FILE in api.stdout and "clamp3 models pull saas" in api.stdout
 
 

@@ -105,7 +105,7 @@ class CLaMP3Config:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CLaMP3Config:
         if data.get("format") != FORMAT_NAME:
-            raise ValueError("not a clamp3 config (missing \"format\": \"clamp3\")")
+            raise ValueError('not a clamp3 config (missing "format": "clamp3")')
         if data.get("format_version", 0) > FORMAT_VERSION:
             raise ValueError(
                 f"config format_version {data['format_version']} is newer than this clamp3 "

@@ -41,7 +41,9 @@ def demo(model_name: str) -> None:
         names += [f"text: {t[:24]}" for t in _TEXTS]
     except Clamp3Error:
         vocab = model.config.text.encoder.vocab_size
-        ids = [[0, *np.random.default_rng(i).integers(4, vocab, size=6 + 3 * i).tolist(), 2] for i in range(3)]
+        ids = [
+            [0, *np.random.default_rng(i).integers(4, vocab, size=6 + 3 * i).tolist(), 2] for i in range(3)
+        ]
         vectors.append(model.encode_text_ids(ids))
         names += [f"text ids #{i}" for i in range(3)]
     dim = model.config.audio.encoder.hidden_size

@@ -71,7 +71,9 @@ def _download(entry: ModelEntry, filename: str, metadata, show_progress: bool) -
     lock_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(lock_dir / f"{metadata.etag}.lock")):
         if not blob.exists():
-            _transfer(metadata.location, blob.with_name(blob.name + ".part"), metadata.size, filename, show_progress)
+            _transfer(
+                metadata.location, blob.with_name(blob.name + ".part"), metadata.size, filename, show_progress
+            )
             os.replace(blob.with_name(blob.name + ".part"), blob)
         snapshot = repo_dir / "snapshots" / metadata.commit_hash / filename
         snapshot.parent.mkdir(parents=True, exist_ok=True)

@@ -218,4 +218,3 @@ def save_weights(model: nn.Module, config: CLaMP3Config, directory: Path) -> Non
     state = {k: v.detach().contiguous().cpu() for k, v in _drop_volatile(model.state_dict()).items()}
     atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
     atomic_write(directory / CONFIG_FILE, config.save)
-
