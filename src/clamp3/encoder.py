@@ -1,8 +1,8 @@
 """The user-facing encoder: ``CLaMP3.from_pretrained(...)`` and its ``encode_*`` methods.
 
 All inputs of one call are cut into segments (see :mod:`clamp3.model.segments`); the segments of
-every input are sorted by length and batched together, each batch padded only to its longest
-member, and the results are put back together in input order.
+every input are sorted by length and batched together (:func:`~clamp3.model.segments.plan_batches`),
+each batch padded only to its longest member, and the results are put back together in input order.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from clamp3.model.checkpoint import (
     save_weights,
 )
 from clamp3.model.patchilizer import M3Patchilizer
-from clamp3.model.segments import Segment, split_segments
+from clamp3.model.segments import Segment, plan_batches, split_segments
 from clamp3.model.towers import AttentionImpl, CLaMP3Model, Tower
 from clamp3.preprocess.text import join_lines
 from clamp3.progress import progress_bar
@@ -275,22 +275,19 @@ class CLaMP3:
         batch_size: int,
         show_progress: bool,
     ) -> np.ndarray | list[np.ndarray]:
-        if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
         jobs: list[tuple[int, Segment]] = [
             (item, segment)
             for item, array in enumerate(items)
             for segment in split_segments(len(array), self._segment_length(tower))
         ]
-        order = sorted(range(len(jobs)), key=lambda j: jobs[j][1].length, reverse=True)
+        batches = plan_batches([segment.length for _, segment in jobs], batch_size)
         outputs: list[np.ndarray | None] = [None] * len(jobs)
         with (
             progress_bar(len(jobs), f"encoding {tower}", show_progress) as bar,
             torch.inference_mode(),
             self._autocast(),
         ):
-            for start in range(0, len(order), batch_size):
-                batch = order[start : start + batch_size]
+            for batch in batches:
                 pieces = [items[jobs[j][0]][jobs[j][1].start : jobs[j][1].stop] for j in batch]
                 inputs, mask = self._collate(tower, pieces)
                 hidden = self.model.hidden_states(tower, inputs, mask)

@@ -38,3 +38,18 @@ def split_segments(length: int, max_length: int) -> list[Segment]:
     tail = remainder if remainder else length - last_start
     segments.append(Segment(start=last_start, stop=length, weight=tail, keep=tail))
     return segments
+
+
+def plan_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Group segment indices into batches: longest first, at most ``batch_size`` per batch, and no
+    segment padded to more than twice its own length (a new batch starts instead)."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    batches: list[list[int]] = []
+    for index in sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True):
+        current = batches[-1] if batches else None
+        if current is None or len(current) >= batch_size or 2 * lengths[index] < lengths[current[0]]:
+            batches.append([index])
+        else:
+            current.append(index)
+    return batches

@@ -1,0 +1,284 @@
+"""What kind of input each file is, and which model tower embeds it.
+
+Every file is judged on its own (mixed folders are normal), unlike the reference, which lets the
+first file of a directory walk decide for the whole directory. The extension (any case) decides,
+unless the content is positively recognised as another kind: a ``.txt`` that is really a PNG, a
+``.xml`` holding ABC. Content without a recognised signature never overrides a known extension
+(the loader of that kind then reports the file). Files with no extension, or one clamp3 does not
+know, are judged by content alone; plain text then counts only when the name has no extension.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import zipfile
+from collections.abc import Iterable, Mapping
+from enum import Enum
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, NamedTuple
+
+from clamp3.errors import InputError
+
+if TYPE_CHECKING:
+    from clamp3.model.towers import Tower
+
+SNIFF_BYTES = 16384
+"""How much of a file's beginning content sniffing reads."""
+
+
+class FileKind(str, Enum):
+    """The kinds of input file clamp3 understands."""
+
+    TEXT = "text"
+    ABC = "abc"
+    MTF = "mtf"
+    MUSICXML = "musicxml"
+    MIDI = "midi"
+    AUDIO = "audio"
+    IMAGE = "image"
+    FEATURES = "features"
+
+    @property
+    def tower(self) -> Tower:
+        """The model tower that embeds this kind (images through their captions, by the text tower)."""
+        return KIND_TOWERS[self]
+
+
+KIND_TOWERS: Mapping[FileKind, Tower] = MappingProxyType(
+    {
+        FileKind.TEXT: "text",
+        FileKind.IMAGE: "text",
+        FileKind.ABC: "symbolic",
+        FileKind.MTF: "symbolic",
+        FileKind.MUSICXML: "symbolic",
+        FileKind.MIDI: "symbolic",
+        FileKind.AUDIO: "audio",
+        FileKind.FEATURES: "audio",
+    }
+)
+
+EXTENSION_KINDS: Mapping[str, FileKind] = MappingProxyType(
+    {
+        ".txt": FileKind.TEXT,
+        ".abc": FileKind.ABC,
+        ".mtf": FileKind.MTF,
+        ".xml": FileKind.MUSICXML,
+        ".musicxml": FileKind.MUSICXML,
+        ".mxl": FileKind.MUSICXML,
+        ".mid": FileKind.MIDI,
+        ".midi": FileKind.MIDI,
+        ".wav": FileKind.AUDIO,
+        ".mp3": FileKind.AUDIO,
+        ".flac": FileKind.AUDIO,
+        ".ogg": FileKind.AUDIO,
+        ".m4a": FileKind.AUDIO,
+        ".png": FileKind.IMAGE,
+        ".jpg": FileKind.IMAGE,
+        ".jpeg": FileKind.IMAGE,
+        ".webp": FileKind.IMAGE,
+        ".npy": FileKind.FEATURES,
+    }
+)
+
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]+")
+_SCORE_ROOT = re.compile(r"<(?:!DOCTYPE\s+)?score-(?:partwise|timewise)\b")
+_MTF_HEADER = re.compile(r"ticks_per_beat \d+")
+_ABC_REFERENCE = re.compile(r"X:\s*\d*")
+_ABC_KEY = re.compile(r"^K:", re.MULTILINE)
+_ABC_HEADER = re.compile(r"^[XTMLQVC]:", re.MULTILINE)
+_TEXT_CONTROLS = frozenset(range(32)) - {0x09, 0x0A, 0x0C, 0x0D}
+_IMAGE_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"})
+
+
+def extension(path: str | Path) -> str:
+    """The lower-cased final extension (``".mid"``), or ``""`` when the name has none.
+
+    A "suffix" holding anything but letters and digits (``"Op. 2 No. 1"``) is not an extension.
+    """
+    suffix = Path(path).suffix
+    return suffix.lower() if _EXTENSION.fullmatch(suffix) else ""
+
+
+def kind_from_extension(path: str | Path) -> FileKind | None:
+    """The kind that the file name's extension stands for, or ``None``."""
+    return EXTENSION_KINDS.get(extension(path))
+
+
+def _is_mpeg_audio_frame(head: bytes) -> bool:
+    """An MPEG-1/2/2.5 layer I-III frame header (an mp3 without an ID3 tag)."""
+    if len(head) < 4 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+        return False
+    version, layer = (head[1] >> 3) & 0b11, (head[1] >> 1) & 0b11
+    bitrate, sample_rate = head[2] >> 4, (head[2] >> 2) & 0b11
+    return version != 0b01 and layer != 0b00 and bitrate != 0b1111 and sample_rate != 0b11
+
+
+def _binary_kind(head: bytes) -> FileKind | None:
+    """The kind told by a binary signature at the start of a file (zip archives excluded)."""
+    if head.startswith(b"MThd"):
+        return FileKind.MIDI
+    if head.startswith(b"\x93NUMPY"):
+        return FileKind.FEATURES
+    if head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")):
+        return FileKind.IMAGE
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return FileKind.IMAGE
+    if head.startswith(b"RIFF") and head[8:12] == b"WAVE":
+        return FileKind.AUDIO
+    if head.startswith((b"fLaC", b"OggS", b"ID3")) or _is_mpeg_audio_frame(head):
+        return FileKind.AUDIO
+    if head[4:8] == b"ftyp" and head[8:12] not in _IMAGE_BRANDS:
+        return FileKind.AUDIO
+    return None
+
+
+def _is_score_xml(head: bytes) -> bool:
+    """Whether ``head`` begins a MusicXML document (UTF-8, or UTF-16 with a byte-order mark)."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        text = head[: len(head) // 2 * 2].decode("utf-16", errors="replace")
+    else:
+        text = head.decode("utf-8", errors="replace")
+    text = text.lstrip("\ufeff \t\r\n")
+    return text.startswith("<") and _SCORE_ROOT.search(text) is not None
+
+
+def _zip_kind(path: Path) -> FileKind | None:
+    """MusicXML when a zip archive holds a MusicXML score (an ``.mxl`` file), else ``None``."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                if name.startswith("META-INF/") or not name.lower().endswith((".xml", ".musicxml")):
+                    continue
+                with archive.open(name) as entry:
+                    if _is_score_xml(entry.read(SNIFF_BYTES)):
+                        return FileKind.MUSICXML
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError):
+        return None
+    return None
+
+
+def _decode_head(head: bytes, complete: bool) -> str | None:
+    """``head`` as UTF-8 (a multi-byte character cut at the end is fine), or ``None`` if it is not."""
+    try:
+        return codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=complete)
+    except UnicodeDecodeError:
+        return None
+
+
+def _text_kind(head: bytes, complete: bool) -> FileKind | None:
+    """The kind of a text file from its beginning: MusicXML, MTF, ABC, plain text, or ``None``."""
+    if _is_score_xml(head):
+        return FileKind.MUSICXML
+    if b"\x00" in head:
+        return None
+    loose = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    first_line = loose.lstrip().split("\n", 1)[0].strip()
+    if _MTF_HEADER.fullmatch(first_line):
+        return FileKind.MTF
+    if (
+        first_line.startswith("%abc")
+        or _ABC_REFERENCE.fullmatch(first_line)
+        or (_ABC_KEY.search(loose) and _ABC_HEADER.search(loose))
+    ):
+        return FileKind.ABC
+    text = _decode_head(head, complete)
+    if text is None or not text.strip() or any(ord(char) in _TEXT_CONTROLS for char in text):
+        return None
+    return FileKind.TEXT
+
+
+def _read_head(path: Path) -> tuple[bytes, bool]:
+    with path.open("rb") as handle:
+        head = handle.read(SNIFF_BYTES + 1)
+    return head[:SNIFF_BYTES], len(head) <= SNIFF_BYTES
+
+
+def sniff_kind(path: str | Path) -> FileKind | None:
+    """The kind that the file's content shows, ignoring its name; ``None`` if unrecognised.
+
+    Raises :class:`OSError` when the file cannot be read.
+    """
+    path = Path(path)
+    head, complete = _read_head(path)
+    if head.startswith(b"PK\x03\x04"):
+        return _zip_kind(path)
+    return _binary_kind(head) or _text_kind(head, complete)
+
+
+def detect_kind(path: str | Path) -> FileKind | None:
+    """The kind of one file from its extension and content (see the module docstring); ``None`` if unknown.
+
+    Plain UTF-8 text counts as :attr:`FileKind.TEXT` only for files without an extension, so
+    ``README.md`` or ``notes.json`` in a data folder are not mistaken for text descriptions.
+    A file that cannot be read keeps its extension's kind; its loader reports the reason.
+    """
+    named = kind_from_extension(path)
+    try:
+        content = sniff_kind(path)
+    except OSError:
+        return named
+    if content is None or (content is FileKind.TEXT and named is not None):
+        return named
+    if content is FileKind.TEXT and extension(path):
+        return None
+    return content
+
+
+class CollectedFiles(NamedTuple):
+    """The result of :func:`collect_files`."""
+
+    files: list[tuple[Path, FileKind]]
+    """Input files and their kinds, in order."""
+    skipped: list[Path]
+    """Files of unknown kind, non-regular files and unlistable directories: to be reported."""
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def _walk(directory: Path, recursive: bool, unlistable: list[Path]) -> list[Path]:
+    """The non-hidden entries under ``directory`` other than directories, sorted by relative path.
+
+    Directories that cannot be listed are appended to ``unlistable``.
+    """
+    found: list[Path] = []
+    for root, dirs, names in os.walk(directory, onerror=lambda exc: unlistable.append(Path(exc.filename))):
+        dirs[:] = [d for d in dirs if recursive and not _is_hidden(d)]
+        found.extend(Path(root, name) for name in names if not _is_hidden(name))
+    return sorted(found, key=lambda p: p.relative_to(directory).parts)
+
+
+def collect_files(paths: Iterable[str | Path], recursive: bool = True) -> CollectedFiles:
+    """Expand file and directory arguments into the input files and the kind of each.
+
+    Arguments keep their order; the files of a directory come sorted by relative path, and hidden
+    files and directories (names starting with ``.``) inside directories are left out. A file met
+    twice is listed once. Files of unknown kind, named explicitly or found in a directory, go to
+    ``skipped``, and so do sockets, pipes and the like, and directories that cannot be listed.
+    Raises :class:`InputError` for an argument that does not exist.
+    """
+    files: list[tuple[Path, FileKind]] = []
+    skipped: list[Path] = []
+    seen: set[Path] = set()
+    for argument in map(Path, paths):
+        if argument.is_dir():
+            candidates = _walk(argument, recursive, skipped)
+        elif argument.exists():
+            candidates = [argument]
+        else:
+            raise InputError(argument, "no such file or directory")
+        for path in candidates:
+            key = path.resolve()
+            if key in seen:
+                continue
+            seen.add(key)
+            kind = detect_kind(path) if path.is_file() else None
+            if kind is None:
+                skipped.append(path)
+            else:
+                files.append((path, kind))
+    return CollectedFiles(files, skipped)
