@@ -24,8 +24,11 @@ test: install
 test-slow: install
 	$(PY) -m pytest -q -m slow
 
+# Until the bundled default model exists the demo runs on the tiny reference checkpoint.
+DEMO_MODEL ?= ../shared/fixtures/reference/tiny_model
+
 demo: install
-	$(VENV)/bin/clamp3 demo
+	$(VENV)/bin/clamp3 demo --model $(DEMO_MODEL)
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
