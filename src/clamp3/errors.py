@@ -27,3 +27,7 @@ class InputError(Clamp3Error):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self):
+        # rebuilt from (path, reason), so errors survive the trip back from worker processes
+        return (type(self), (self.path, self.reason))

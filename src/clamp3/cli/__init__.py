@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from clamp3 import __version__
+from clamp3.cli.convert import convert_command
 from clamp3.cli.demo import demo
 from clamp3.cli.models import models
 
@@ -16,4 +17,5 @@ def main() -> None:
 
 
 main.add_command(models)
+main.add_command(convert_command)
 main.add_command(demo)
