@@ -47,7 +47,9 @@ def make_corpus(count: int, seed: int = 0) -> list[str]:
     pieces = []
     for i in range(count):
         long_piece = i % 50 == 7  # 2 % of the pieces exceed one segment
-        target = int(rng.integers(520, 1100)) if long_piece else int(np.clip(rng.lognormal(4.2, 0.45), 20, 150))
+        target = (
+            int(rng.integers(520, 1100)) if long_piece else int(np.clip(rng.lognormal(4.2, 0.45), 20, 150))
+        )
         voices = int(rng.integers(1, 4))
         pieces.append(synthetic_piece(rng, max(1, (target - 8) // voices), voices))
     return pieces
@@ -60,7 +62,9 @@ def reference_method(model: CLaMP3Model, patches: np.ndarray, segment_length: in
     for segment in split_segments(len(patches), segment_length):
         piece = torch.from_numpy(patches[segment.start : segment.stop])
         mask = torch.cat([torch.ones(len(piece)), torch.zeros(segment_length - len(piece))])
-        padded = torch.cat([piece, torch.zeros(segment_length - len(piece), patches.shape[1], dtype=piece.dtype)])
+        padded = torch.cat(
+            [piece, torch.zeros(segment_length - len(piece), patches.shape[1], dtype=piece.dtype)]
+        )
         one_hot = F.one_hot(padded, num_classes=encoder.num_classes).float().reshape(1, segment_length, -1)
         embeds = encoder.patch_embedding(one_hot)
         hidden = encoder.base(inputs_embeds=embeds, attention_mask=mask[None]).last_hidden_state
@@ -97,7 +101,10 @@ def main() -> None:
     start = time.perf_counter()
     with torch.no_grad():
         reference_vectors = np.stack(
-            [reference_method(reference, ours.patchilizer.encode(p), config.symbolic.max_patches) for p in pieces]
+            [
+                reference_method(reference, ours.patchilizer.encode(p), config.symbolic.max_patches)
+                for p in pieces
+            ]
         )
     reference_seconds = time.perf_counter() - start
 

@@ -13,6 +13,10 @@ class CheckpointError(Clamp3Error):
     """A checkpoint file is missing, unreadable, or does not fit the model it is loaded into."""
 
 
+class UnsupportedModalityError(Clamp3Error):
+    """The loaded model has no encoder for this kind of input (for example audio with CLaMP 1)."""
+
+
 class ModelNotAvailableError(Clamp3Error):
     """A model file is neither on disk nor downloadable (for example offline)."""
 

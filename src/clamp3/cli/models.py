@@ -17,11 +17,12 @@ def models() -> None:
 @models.command("list")
 def list_models() -> None:
     """Known model names, their licences and whether their files are in the local cache."""
-    click.echo(f"{'name':<18}{'kind':<16}{'licence':<15}{'cached':<9}repository")
+    width = max(len(name) for name in REGISTRY) + 2
+    click.echo(f"{'name':<{width}}{'kind':<16}{'licence':<15}{'cached':<9}repository")
     for entry in REGISTRY.values():
         have = sum(cached_path(entry, f) is not None for f in entry.files)
         state = "yes" if have == len(entry.files) else ("partial" if have else "no")
-        click.echo(f"{entry.name:<18}{entry.kind:<16}{entry.licence:<15}{state:<9}{entry.repo}")
+        click.echo(f"{entry.name:<{width}}{entry.kind:<16}{entry.licence:<15}{state:<9}{entry.repo}")
 
 
 @models.command()

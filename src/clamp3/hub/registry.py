@@ -13,7 +13,7 @@ from typing import Literal
 from clamp3.config import CLaMP3Config
 from clamp3.errors import ModelNotAvailableError
 
-EntryKind = Literal["clamp3", "tokenizer", "audio-features", "captioner"]
+EntryKind = Literal["clamp3", "clamp1", "tokenizer", "audio-features", "captioner"]
 
 _CLAMP3_SUFFIX = (
     "_h_size_768_t_model_FacebookAI_xlm-roberta-base_t_length_128_a_size_768_a_layers_12"
@@ -74,6 +74,32 @@ REGISTRY: Mapping[str, ModelEntry] = MappingProxyType(
                 files=("config.json", "tokenizer_config.json", "tokenizer.json", "sentencepiece.bpe.model"),
                 licence="MIT",
                 summary="XLM-R tokenizer of the official CLaMP 3 text tower",
+            ),
+            ModelEntry(
+                name="clamp1-s512",
+                kind="clamp1",
+                repo="sander-wood/clamp-small-512",
+                files=("config.json", "pytorch_model.bin"),
+                licence="MIT",
+                summary="CLaMP 1 (CLaMP-S/512): English text and ABC notation, up to 512 patches per piece",
+                requires=("distilroberta-base",),
+            ),
+            ModelEntry(
+                name="clamp1-s1024",
+                kind="clamp1",
+                repo="sander-wood/clamp-small-1024",
+                files=("config.json", "pytorch_model.bin"),
+                licence="MIT",
+                summary="CLaMP 1 (CLaMP-S/1024): English text and ABC notation, up to 1024 patches per piece",
+                requires=("distilroberta-base",),
+            ),
+            ModelEntry(
+                name="distilroberta-base",
+                kind="tokenizer",
+                repo="distilbert/distilroberta-base",
+                files=("config.json", "vocab.json", "merges.txt", "tokenizer.json"),
+                licence="Apache-2.0",
+                summary="distilroberta-base tokenizer of the CLaMP 1 text encoder",
             ),
             ModelEntry(
                 name="mert-v1-95m",

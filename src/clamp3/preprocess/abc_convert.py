@@ -51,19 +51,27 @@ class Xml2AbcOptions:
     """``-n``: wrap body lines at this many characters; 0 means 100 unless ``bars_per_line`` is set."""
     bars_per_line: int = 0
     """``-b``: at most this many bars per body line; 0: no limit (ignored when ``chars_per_line`` > 0)."""
+    midi: int = 0
+    """``-m``: 0 writes no ``%%MIDI`` directives, 1 only programs, 2 all (program, channel, volume, pan)."""
+    credit_filter: int = 0
+    """``-c``: credit text filter level; higher levels keep more credit lines (6 keeps all, as ``T:``)."""
 
     def __post_init__(self) -> None:
         if self.unit_length and self.unit_length not in {2**n for n in range(10)}:
             raise ValueError(f"unit_length must be 0 or a power of two up to 512, not {self.unit_length}")
         if self.chars_per_line < 0 or self.bars_per_line < 0:
             raise ValueError("chars_per_line and bars_per_line must be >= 0")
+        if self.midi not in (0, 1, 2):
+            raise ValueError(f"midi must be 0, 1 or 2, not {self.midi}")
+        if self.credit_filter < 0:
+            raise ValueError("credit_filter must be >= 0")
 
     def namespace(self) -> SimpleNamespace:
         """The option object xml2abc's command line would build for these settings."""
         return SimpleNamespace(
             u=False,
-            m=0,
-            c=0,
+            m=self.midi,
+            c=self.credit_filter,
             d=self.unit_length,
             n=self.chars_per_line,
             b=self.bars_per_line,
