@@ -9,19 +9,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers import (
-    BertTokenizer,
-    BlipConfig,
-    BlipForConditionalGeneration,
-    BlipImageProcessor,
-    BlipProcessor,
-)
 
 from clamp3.errors import CheckpointError, InputError
 from clamp3.preprocess.image import BlipCaptioner, CaptionResult, caption_files, load_image
-
-WORDS = ["a", "picture", "of", "cat", "dog", "red", "blue", "the", "on", "with", "music", "piano", "score"]
-SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"]
+from tests.tiny import BLIP_WORDS as WORDS
+from tests.tiny import build_tiny_blip
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -35,38 +27,7 @@ def _one_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def blip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A two-layer BLIP (vision 32x32 pixels, text vocab of 19 WordPiece tokens) and its processor.
-
-    Special tokens are made unreachable for the decoder: a random model would often stop at once.
-    """
-    directory = tmp_path_factory.mktemp("tiny_blip")
-    vocab = directory / "vocab.txt"
-    vocab.write_text("\n".join(SPECIAL + WORDS) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizer(str(vocab), bos_token="[DEC]")
-    small = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
-    config = BlipConfig(
-        vision_config={**small, "image_size": 32, "patch_size": 8, "initializer_range": 0.2},
-        text_config={
-            **small,
-            "vocab_size": len(SPECIAL) + len(WORDS),
-            "encoder_hidden_size": 32,
-            "max_position_embeddings": 64,
-            "pad_token_id": SPECIAL.index("[PAD]"),
-            "bos_token_id": SPECIAL.index("[DEC]"),
-            "sep_token_id": SPECIAL.index("[SEP]"),
-            "eos_token_id": SPECIAL.index("[SEP]"),
-            "initializer_range": 0.2,
-        },
-        projection_dim=32,
-    )
-    torch.manual_seed(0)
-    model = BlipForConditionalGeneration(config)
-    with torch.no_grad():  # never generate a special token, so every caption runs to max_length
-        model.text_decoder.cls.predictions.bias[: len(SPECIAL)] = -1e4
-    model.save_pretrained(directory)
-    image_processor = BlipImageProcessor(size={"height": 32, "width": 32})
-    BlipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(directory)
-    return directory
+    return build_tiny_blip(tmp_path_factory.mktemp("tiny_blip"))
 
 
 @pytest.fixture(scope="module")

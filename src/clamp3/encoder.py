@@ -7,6 +7,8 @@ each batch padded only to its longest member, and the results are put back toget
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from clamp3.cache import digest, sampled_file_digest
 from clamp3.config import CLaMP3Config
 from clamp3.errors import Clamp3Error
 from clamp3.hub import REGISTRY, fetch, get_entry, snapshot_dir
@@ -81,6 +84,7 @@ class CLaMP3:
         dtype: str | torch.dtype | None = None,
         tokenizer: Any = None,
         tokenizer_dir: Path | None = None,
+        fingerprint: str | None = None,
     ) -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.autocast_dtype = _resolve_dtype(dtype)
@@ -89,6 +93,7 @@ class CLaMP3:
         self.patchilizer = M3Patchilizer(self.config.symbolic.patch_size, self.config.symbolic.max_patches)
         self._tokenizer = tokenizer
         self._tokenizer_dir = tokenizer_dir
+        self._fingerprint = fingerprint
 
     @classmethod
     def from_pretrained(
@@ -107,7 +112,14 @@ class CLaMP3:
         weights = _load_weights(name_or_path)
         model = CLaMP3Model(weights.config, attn_implementation=attn_implementation)
         load_weights_into(model, weights.state_dict, weights.source)
-        return cls(model, device=device, dtype=dtype, tokenizer_dir=weights.tokenizer_dir)
+        fingerprint = digest(
+            "clamp3",
+            json.dumps(weights.config.to_dict(), sort_keys=True),
+            sampled_file_digest(weights.source),
+        )
+        return cls(
+            model, device=device, dtype=dtype, tokenizer_dir=weights.tokenizer_dir, fingerprint=fingerprint
+        )
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write our format: ``model.safetensors``, ``config.json`` and the tokenizer if one is loaded."""
@@ -115,6 +127,20 @@ class CLaMP3:
         save_weights(self.model, self.config, directory)
         if self._tokenizer is not None or self._tokenizer_dir is not None:
             self.tokenizer.save_pretrained(directory / TOKENIZER_DIR)
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies these weights (cache keys, probes): config + a digest of the weights file.
+
+        A model built in memory is fingerprinted from its parameters, computed once.
+        """
+        if self._fingerprint is None:
+            hasher = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+            for name, tensor in sorted(self.model.state_dict().items()):
+                hasher.update(name.encode())
+                hasher.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            self._fingerprint = hasher.hexdigest()
+        return self._fingerprint
 
     @property
     def embedding_dim(self) -> int:
