@@ -17,7 +17,9 @@ ATOL, RTOL = 1e-5, 1e-4
 def model_dir(reference_dir, tmp_path_factory):
     """The tiny reference model saved in our format with a small word-level tokenizer."""
     model = CLaMP3.from_pretrained(tiny_dir(reference_dir))
-    model._tokenizer = tiny_tokenizer(["a", "calm", "chorale", "for", "four", "voices", "an", "irish", "reel"])
+    model._tokenizer = tiny_tokenizer(
+        ["a", "calm", "chorale", "for", "four", "voices", "an", "irish", "reel"]
+    )
     directory = tmp_path_factory.mktemp("tiny_with_tokenizer")
     model.save_pretrained(directory)
     return directory
