@@ -21,6 +21,7 @@ import numpy as np
 
 from clamp3.errors import Clamp3Error, InputError
 from clamp3.fileio import atomic_write
+from clamp3.hub.download import resolve_model_dir
 from clamp3.modality import FileKind, collect_files
 from clamp3.progress import progress_bar
 
@@ -259,17 +260,6 @@ def _run_file_converter(
 # ---------------------------------------------------------------- model converters (this process)
 
 
-def _resolve_model_dir(name_or_dir: str) -> Path:
-    from clamp3.hub import REGISTRY, snapshot_dir
-
-    if name_or_dir in REGISTRY:
-        return snapshot_dir(REGISTRY[name_or_dir])
-    path = Path(name_or_dir)
-    if not path.is_dir():
-        raise Clamp3Error(f"{name_or_dir}: neither a model folder nor a known model name")
-    return path
-
-
 def _run_model_converter(
     converter: str, tasks: list[Task], options: ConvertOptions, show_progress: bool
 ) -> list[_Outcome]:
@@ -287,7 +277,7 @@ def _run_model_converter(
 def _mert_features(tasks: list[Task], options: ConvertOptions, show_progress: bool) -> list[_Outcome]:
     from clamp3.preprocess.mert import MertExtractor
 
-    extractor = MertExtractor.from_pretrained(_resolve_model_dir(options.mert), device=options.device)
+    extractor = MertExtractor.from_pretrained(resolve_model_dir(options.mert), device=options.device)
     outcomes = []
     results = extractor.iter_extract([t.source for t in tasks], options.batch_size, show_progress)
     for task, result in zip(tasks, results, strict=True):
@@ -308,7 +298,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 def _captions(tasks: list[Task], options: ConvertOptions, show_progress: bool) -> list[_Outcome]:
     from clamp3.preprocess.image import BlipCaptioner, caption_files
 
-    captioner = BlipCaptioner.from_pretrained(_resolve_model_dir(options.captioner), device=options.device)
+    captioner = BlipCaptioner.from_pretrained(resolve_model_dir(options.captioner), device=options.device)
     outcomes = []
     with progress_bar(len(tasks), "captions", show_progress) as bar:
         results = caption_files(

@@ -19,6 +19,7 @@ import numpy as np
 
 from clamp3.cache import FeatureCache, digest, file_digest, sampled_file_digest
 from clamp3.errors import Clamp3Error, InputError
+from clamp3.hub.download import resolve_model_dir
 from clamp3.modality import FileKind, collect_files
 
 if TYPE_CHECKING:
@@ -71,17 +72,6 @@ class PipelineOptions:
     audio_batch_size: int = 2
     show_progress: bool = False
     recursive: bool = True
-
-
-def _resolve_model_dir(name_or_dir: str) -> Path:
-    from clamp3.hub import REGISTRY, snapshot_dir
-
-    if name_or_dir in REGISTRY:
-        return snapshot_dir(REGISTRY[name_or_dir])
-    path = Path(name_or_dir)
-    if not path.is_dir():
-        raise Clamp3Error(f"{name_or_dir}: neither a model folder nor a known model name")
-    return path
 
 
 def _folder_fingerprint(directory: Path) -> str:
@@ -222,14 +212,14 @@ class Pipeline:
     def _mert_fingerprint(self) -> str:
         if self.model.config.audio.features != "mert-v1-95m":
             raise Clamp3Error(f"unsupported audio front end {self.model.config.audio.features!r}")
-        return _folder_fingerprint(_resolve_model_dir(self.options.mert))
+        return _folder_fingerprint(resolve_model_dir(self.options.mert))
 
     def _mert_extractor(self):
         if self._mert is None:
             from clamp3.preprocess.mert import MertExtractor
 
             self._mert = MertExtractor.from_pretrained(
-                _resolve_model_dir(self.options.mert), self.model.device
+                resolve_model_dir(self.options.mert), self.model.device
             )
         return self._mert
 
@@ -237,7 +227,7 @@ class Pipeline:
         if not paths:
             return {}
         results: dict[Path, list[Item] | InputError] = {}
-        captioner_id = _folder_fingerprint(_resolve_model_dir(self.options.captioner))
+        captioner_id = _folder_fingerprint(resolve_model_dir(self.options.captioner))
         keys = {}
         todo = []
         for path in paths:
@@ -256,7 +246,7 @@ class Pipeline:
 
             if self._captioner is None:
                 self._captioner = BlipCaptioner.from_pretrained(
-                    _resolve_model_dir(self.options.captioner), device=self.model.device
+                    resolve_model_dir(self.options.captioner), device=self.model.device
                 )
             for result in caption_files(todo, self._captioner, self.options.batch_size):
                 if result.error is not None:

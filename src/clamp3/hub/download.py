@@ -53,6 +53,19 @@ def snapshot_dir(entry: ModelEntry) -> Path:
     return fetch_all(entry)[0].parent
 
 
+def resolve_model_dir(name_or_dir: str) -> Path:
+    """A model folder: the cached files of a registry name (fetched if needed), or an existing folder."""
+    from clamp3.errors import Clamp3Error
+    from clamp3.hub.registry import REGISTRY
+
+    if name_or_dir in REGISTRY:
+        return snapshot_dir(REGISTRY[name_or_dir])
+    path = Path(name_or_dir)
+    if not path.is_dir():
+        raise Clamp3Error(f"{name_or_dir}: neither a model folder nor a known model name")
+    return path
+
+
 def _unavailable(entry: ModelEntry, filename: str, reason: str):
     raise ModelNotAvailableError(
         f"{filename} of {entry.repo} ({entry.name}) is not in the local model cache and could not be "

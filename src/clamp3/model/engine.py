@@ -1,0 +1,215 @@
+"""What every model family's encoder shares: device and dtype, the lazily loaded tokenizer, the
+model fingerprint, and the batched, length-sorted forward loop.
+
+A family (:class:`clamp3.CLaMP3`, :class:`clamp3.clamp1.CLaMP1`) turns its inputs into id/feature
+arrays ("pieces"), calls :meth:`EncoderBase.run_pieces`, and combines the outputs its own way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from clamp3.errors import Clamp3Error
+from clamp3.model.segments import plan_batches
+from clamp3.progress import progress_bar
+
+_DTYPES = {
+    "fp32": torch.float32,
+    "float32": torch.float32,
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+}
+
+
+def resolve_autocast_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """The autocast dtype for ``dtype`` (``None``: plain float32)."""
+    if dtype is not None and not isinstance(dtype, torch.dtype):
+        try:
+            dtype = _DTYPES[dtype]
+        except KeyError:
+            raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(_DTYPES)}") from None
+    return None if dtype in (None, torch.float32) else dtype
+
+
+def require_list(values: object, name: str) -> None:
+    if isinstance(values, (str, bytes, np.ndarray)) or not isinstance(values, Sequence):
+        raise TypeError(f"{name} must be a list (one entry per input), got {type(values).__name__}")
+
+
+def checked_token_ids(
+    ids: Sequence[Sequence[int]], vocab_size: int, limit: int | None = None
+) -> list[np.ndarray]:
+    """Token id lists as arrays; a one-line ``ValueError`` naming the first bad one."""
+    require_list(ids, "ids")
+    arrays = []
+    for i, seq in enumerate(ids):
+        array = np.asarray(seq, dtype=np.int64)
+        if array.ndim != 1 or array.size == 0:
+            raise ValueError(f"text ids {i}: expected a non-empty list of token ids")
+        if array.min() < 0 or array.max() >= vocab_size:
+            raise ValueError(f"text ids {i}: token ids must lie in [0, {vocab_size})")
+        if limit is not None and array.size > limit:
+            raise ValueError(f"text ids {i}: {array.size} tokens, the model takes at most {limit}")
+        arrays.append(array)
+    return arrays
+
+
+class EncoderBase:
+    """A loaded model with its device, autocast dtype and tokenizer. Subclasses set ``family``."""
+
+    family = ""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        tokenizer: Any = None,
+        tokenizer_dir: Path | None = None,
+        fingerprint: str | None = None,
+    ) -> None:
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.autocast_dtype = resolve_autocast_dtype(dtype)
+        self.model = model.to(self.device).eval()
+        self.config = model.config
+        self._tokenizer = tokenizer
+        self._tokenizer_dir = tokenizer_dir
+        self._fingerprint = fingerprint
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.config.projection_dim
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies these weights (cache keys, probes): config and a digest of the weights file.
+
+        A model built in memory is fingerprinted from its parameters, once.
+        """
+        if self._fingerprint is None:
+            hasher = hashlib.sha256(self.family.encode())
+            hasher.update(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+            for name, tensor in sorted(self.model.state_dict().items()):
+                hasher.update(name.encode())
+                hasher.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            self._fingerprint = hasher.hexdigest()
+        return self._fingerprint
+
+    @classmethod
+    def weights_fingerprint(cls, config: Any, weights_file: Path) -> str:
+        """The fingerprint of weights loaded from ``weights_file`` with ``config``."""
+        from clamp3.cache import digest, sampled_file_digest
+
+        return digest(
+            cls.family, json.dumps(config.to_dict(), sort_keys=True), sampled_file_digest(weights_file)
+        )
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        raise NotImplementedError
+
+    def encode_text_ids(self, ids: Sequence[Sequence[int]], **options: Any) -> np.ndarray | list[np.ndarray]:
+        raise NotImplementedError
+
+    def encode_text(
+        self,
+        texts: Sequence[str],
+        *,
+        global_features: bool = True,
+        batch_size: int = 32,
+        show_progress: bool = False,
+    ) -> np.ndarray | list[np.ndarray]:
+        """Embed texts: :meth:`tokenize`, then :meth:`encode_text_ids`."""
+        return self.encode_text_ids(
+            self.tokenize(texts),
+            global_features=global_features,
+            batch_size=batch_size,
+            show_progress=show_progress,
+        )
+
+    def _tokenizer_name(self) -> str | None:
+        """The hub name of the text tokenizer when the model folder does not carry one."""
+        raise NotImplementedError
+
+    @property
+    def tokenizer(self) -> Any:
+        """The text tokenizer, loaded on first use (from the model folder or the hub cache)."""
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            from clamp3.hub import REGISTRY, snapshot_dir
+
+            name = self._tokenizer_name()
+            if self._tokenizer_dir is not None:
+                source: str | Path = self._tokenizer_dir
+            elif name is not None:
+                entry = next((e for e in REGISTRY.values() if e.repo == name and e.kind == "tokenizer"), None)
+                source = snapshot_dir(entry) if entry is not None else name
+            else:
+                raise Clamp3Error(
+                    f"model {self.config.name or '(unnamed)'} has no text tokenizer; use encode_text_ids"
+                )
+            self._tokenizer = AutoTokenizer.from_pretrained(str(source))
+        return self._tokenizer
+
+    def save_tokenizer(self, directory: Path) -> None:
+        if self._tokenizer is not None or self._tokenizer_dir is not None:
+            self.tokenizer.save_pretrained(directory)
+
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def _collate(self, pieces: list[np.ndarray], pad: int | float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pad ``pieces`` to the longest one; returns the batch and its 0/1 float mask."""
+        longest = max(len(p) for p in pieces)
+        batch = np.full((len(pieces), longest, *pieces[0].shape[1:]), pad, dtype=pieces[0].dtype)
+        mask = np.zeros((len(pieces), longest), dtype=np.float32)
+        for row, piece in enumerate(pieces):
+            batch[row, : len(piece)] = piece
+            mask[row, : len(piece)] = 1.0
+        return torch.from_numpy(batch).to(self.device), torch.from_numpy(mask).to(self.device)
+
+    def run_pieces(
+        self,
+        tower: str,
+        pieces: list[np.ndarray],
+        pad: int | float,
+        global_features: bool,
+        batch_size: int,
+        show_progress: bool,
+    ) -> list[np.ndarray]:
+        """One output per piece, in order: its projected pooled vector, or its hidden states ``[len, H]``.
+
+        Pieces are sorted by length and batched (:func:`~clamp3.model.segments.plan_batches`), each
+        batch padded only to its longest member.
+        """
+        outputs: list[np.ndarray] = [np.empty(0)] * len(pieces)
+        with (
+            progress_bar(len(pieces), f"encoding {tower}", show_progress) as bar,
+            torch.inference_mode(),
+            self._autocast(),
+        ):
+            for batch in plan_batches([len(piece) for piece in pieces], batch_size):
+                inputs, mask = self._collate([pieces[i] for i in batch], pad)
+                hidden = self.model.hidden_states(tower, inputs, mask)
+                if global_features:
+                    rows = self.model.project(tower, hidden, mask).float().cpu().numpy()
+                else:
+                    rows = hidden.float().cpu().numpy()
+                for row, i in zip(rows, batch, strict=True):
+                    outputs[i] = row if global_features else row[: len(pieces[i])].copy()
+                bar.advance(len(batch))
+        return outputs
