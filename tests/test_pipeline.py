@@ -8,21 +8,14 @@ from clamp3 import CLaMP3
 from clamp3.cache import FeatureCache
 from clamp3.modality import FileKind
 from clamp3.pipeline import Pipeline, PipelineOptions
-from tests.tiny import build_tiny_blip, tiny_dir, tiny_tokenizer
+from tests.tiny import build_tiny_blip, tiny_model_with_tokenizer
 
 ATOL, RTOL = 1e-5, 1e-4
 
 
 @pytest.fixture(scope="module")
 def model_dir(reference_dir, tmp_path_factory):
-    """The tiny reference model saved in our format with a small word-level tokenizer."""
-    model = CLaMP3.from_pretrained(tiny_dir(reference_dir))
-    model._tokenizer = tiny_tokenizer(
-        ["a", "calm", "chorale", "for", "four", "voices", "an", "irish", "reel"]
-    )
-    directory = tmp_path_factory.mktemp("tiny_with_tokenizer")
-    model.save_pretrained(directory)
-    return directory
+    return tiny_model_with_tokenizer(reference_dir, tmp_path_factory.mktemp("tiny_with_tokenizer"))
 
 
 @pytest.fixture(scope="module")

@@ -83,6 +83,7 @@ def build_tiny_blip(directory: Path) -> Path:
 
     Special tokens are made unreachable for the decoder: a random model would often stop at once.
     """
+    directory.mkdir(parents=True, exist_ok=True)
     vocab = directory / "vocab.txt"
     vocab.write_text("\n".join(_BLIP_SPECIAL + BLIP_WORDS) + "\n", encoding="utf-8")
     tokenizer = BertTokenizer(str(vocab), bos_token="[DEC]")
@@ -109,4 +110,15 @@ def build_tiny_blip(directory: Path) -> Path:
     model.save_pretrained(directory)
     image_processor = BlipImageProcessor(size={"height": 32, "width": 32})
     BlipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(directory)
+    return directory
+
+
+def tiny_model_with_tokenizer(reference_dir: Path, directory: Path) -> Path:
+    """The tiny reference model saved in our format with a small word-level tokenizer."""
+    from clamp3 import CLaMP3
+
+    model = CLaMP3.from_pretrained(tiny_dir(reference_dir))
+    words = ["a", "calm", "chorale", "for", "four", "voices", "an", "irish", "reel"]
+    model._tokenizer = tiny_tokenizer(words)
+    model.save_pretrained(directory)
     return directory

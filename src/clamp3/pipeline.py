@@ -10,9 +10,10 @@ others go on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,12 +28,16 @@ if TYPE_CHECKING:
     from clamp3.model.towers import Tower
 
 # Bump a stage's version when its output for the same file changes; old cache entries then miss.
-STAGE_VERSIONS: dict[str, str] = {
-    "sheet": "sheet-1",
-    "midi": "midi-m3-1",
-    "mert": "mert-1",
-    "caption": "caption-1",
-}
+STAGE_VERSIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "sheet": "sheet-1",
+        "clamp1-sheet": "clamp1-sheet-1",
+        "midi": "midi-m3-1",
+        "mert": "mert-1",
+        "caption": "caption-1",
+    }
+)
+_CLAMP1_KINDS = frozenset({FileKind.TEXT, FileKind.IMAGE, FileKind.ABC, FileKind.MUSICXML})
 
 
 @dataclass(frozen=True)
@@ -114,9 +119,16 @@ class Pipeline:
     def items_from_files(self, files: Sequence[tuple[Path, FileKind]]) -> tuple[list[Item], list[InputError]]:
         items: list[Item] = []
         failures: list[InputError] = []
-        audio = [path for path, kind in files if kind is FileKind.AUDIO]
-        images = [path for path, kind in files if kind is FileKind.IMAGE]
         prepared: dict[Path, list[Item] | InputError] = {}
+        if self.model.family == "clamp1":
+            for path, kind in files:
+                if kind not in _CLAMP1_KINDS:
+                    prepared[path] = InputError(
+                        path,
+                        f"CLaMP 1 reads text, images and sheet music only; {kind.value} needs saas or c2",
+                    )
+        audio = [path for path, kind in files if kind is FileKind.AUDIO and path not in prepared]
+        images = [path for path, kind in files if kind is FileKind.IMAGE]
         prepared.update(self._audio_items(audio))
         prepared.update(self._image_items(images))
         for path, kind in files:
@@ -158,6 +170,8 @@ class Pipeline:
 
             text = self._cached_text("midi", path, lambda: midi_to_mtf(path, m3_compatible=True))
             return [Item(str(path), kind, text, path)]
+        if kind in (FileKind.ABC, FileKind.MUSICXML) and self.model.family == "clamp1":
+            return self._clamp1_sheet_items(path, kind)
         if kind in (FileKind.ABC, FileKind.MUSICXML):
             return self._sheet_items(path, kind)
         if kind is FileKind.FEATURES:
@@ -179,6 +193,18 @@ class Pipeline:
 
         tunes = json.loads(self._cached_text("sheet", path, convert))
         return [Item(f"{path}{suffix}", kind, text, path) for suffix, text in tunes]
+
+    def _clamp1_sheet_items(self, path: Path, kind: FileKind) -> list[Item]:
+        """CLaMP 1 route: MusicXML through xml2abc ``-m 2 -c 6 -x`` and its filter; ABC tunes filtered."""
+        from clamp3.clamp1 import load_music, prepare_xml2abc_output
+        from clamp3.preprocess.sheet import abc_file_tunes
+
+        if kind is FileKind.MUSICXML:
+            return [
+                Item(str(path), kind, self._cached_text("clamp1-sheet", path, lambda: load_music(path)), path)
+            ]
+        tunes = abc_file_tunes(path)
+        return [Item(tune.id, kind, prepare_xml2abc_output(tune.text), path) for tune in tunes]
 
     def _audio_items(self, paths: list[Path]) -> dict[Path, list[Item] | InputError]:
         if not paths:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import click
 
 from clamp3 import __version__
+from clamp3.cli.cache import cache_group
+from clamp3.cli.classify import classify_command, probe_group
 from clamp3.cli.convert import convert_command
 from clamp3.cli.demo import demo
 from clamp3.cli.models import models
+from clamp3.cli.tasks import embed_command, eval_command, score_command, search_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,6 +19,16 @@ def main() -> None:
     """CLaMP 3: text, sheet music, MIDI, audio and images in one embedding space."""
 
 
-main.add_command(models)
-main.add_command(convert_command)
-main.add_command(demo)
+for command in (
+    embed_command,
+    search_command,
+    score_command,
+    eval_command,
+    classify_command,
+    probe_group,
+    convert_command,
+    models,
+    cache_group,
+    demo,
+):
+    main.add_command(command)

@@ -1,0 +1,419 @@
+"""The task API: embed, search, score, evaluate and classify, from files or precomputed features.
+
+Every function takes paths (files or folders of any modality mix) and a model (a name, a path or a
+loaded encoder), goes through the cached :class:`~clamp3.pipeline.Pipeline`, and returns a result
+that also lists the files that failed or were skipped, so a caller can report them and go on.
+Folders holding only reference-layout global vectors (``.npy`` of shape ``(1, D)`` or ``(D,)``)
+are read as they are, without a model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from clamp3.cache import FeatureCache
+from clamp3.errors import Clamp3Error, InputError
+from clamp3.modality import FileKind, collect_files
+from clamp3.pipeline import Embeddings, Item, Pipeline, PipelineOptions
+from clamp3.retrieval import (
+    ClassificationReport,
+    EvalResult,
+    FeatureSet,
+    GroupScore,
+    PairwiseScore,
+    VectorIndex,
+    ZeroShotClassifier,
+    classification_report,
+    group_score,
+    pairwise_score,
+    read_feature_folder,
+)
+from clamp3.retrieval import evaluate as evaluate_features
+
+DEFAULT_MODEL = "saas"
+PathLike = str | os.PathLike[str]
+
+
+def load_model(model: Any = None, *, device: str | None = None, dtype: str | None = None) -> Any:
+    """``model`` itself if already loaded, else a CLaMP 3 or CLaMP 1 model loaded by name or path."""
+    if model is not None and not isinstance(model, (str, os.PathLike)):
+        return model
+    name = str(model or DEFAULT_MODEL)
+    if _is_clamp1(name):
+        from clamp3.clamp1 import CLaMP1
+
+        return CLaMP1.from_pretrained(name, device=device, dtype=dtype)
+    from clamp3.encoder import CLaMP3
+
+    return CLaMP3.from_pretrained(name, device=device, dtype=dtype)
+
+
+def _is_clamp1(name: str) -> bool:
+    """A CLaMP 1 registry name, or a folder in CLaMP 1's format or its hub layout (a transformers
+    ``config.json``, which neither CLaMP 3 layout has)."""
+    import json
+
+    from clamp3.clamp1.config import is_our_config
+    from clamp3.hub import REGISTRY
+
+    if name in REGISTRY:
+        return REGISTRY[name].kind == "clamp1"
+    config = Path(name) / "config.json"
+    if not config.is_file():
+        return False
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except ValueError:
+        return False
+    return is_our_config(data) or (
+        "model_type" in data and "format" not in data and "config_py_overrides" not in data
+    )
+
+
+@dataclass
+class Session:
+    """What the task functions share: one model, one pipeline, one cache."""
+
+    model: Any
+    pipeline: Pipeline
+
+    @classmethod
+    def open(
+        cls,
+        model: Any = None,
+        *,
+        cache: bool | FeatureCache = True,
+        options: PipelineOptions | None = None,
+        device: str | None = None,
+    ) -> Session:
+        encoder = load_model(model, device=device)
+        store = cache if isinstance(cache, FeatureCache) else (FeatureCache() if cache else None)
+        return cls(encoder, Pipeline(encoder, store, options))
+
+
+# ---------------------------------------------------------------------------- collections of vectors
+
+
+@dataclass
+class Collection:
+    """The vectors of one side of a task (a set of files or a folder of precomputed features)."""
+
+    features: FeatureSet
+    items: list[Item] = field(default_factory=list)
+    """The embedded items, row by row (empty for precomputed features)."""
+    failures: list[InputError] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+
+
+def _is_vector_file(path: Path) -> bool:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False).ndim <= 2
+    except (OSError, ValueError):
+        return False
+
+
+def is_precomputed(path: PathLike) -> bool:
+    """True for a folder (or file) holding only global vectors in the reference layout."""
+    files, _ = collect_files([Path(path)])
+    return bool(files) and all(kind is FileKind.FEATURES and _is_vector_file(p) for p, kind in files)
+
+
+def relative_id(item: Item, root: Path) -> str:
+    base = item.path if item.path is not None else Path(item.id)
+    relative = base.name if root.is_file() else os.path.relpath(base, root).replace(os.sep, "/")
+    suffix = item.id[len(str(item.path)) :] if item.path is not None else ""
+    return relative + suffix
+
+
+def collect(
+    session: Session | None,
+    paths: Sequence[PathLike],
+    *,
+    kinds: set[FileKind] | None = None,
+) -> Collection:
+    """Vectors for ``paths``: read when precomputed, embedded (through the cache) otherwise.
+
+    Ids are paths relative to the argument they were found under (file names for file arguments),
+    so that two folders with the same layout pair up by key.
+    """
+    roots = [Path(p) for p in paths]
+    for root in roots:
+        if not root.exists():
+            raise InputError(root, "no such file or directory")
+    if roots and all(is_precomputed(root) for root in roots):
+        return _precomputed(roots)
+    if session is None:
+        raise Clamp3Error("these inputs need a model to embed them")
+    ids: list[str] = []
+    items: list[Item] = []
+    failures: list[InputError] = []
+    skipped: list[Path] = []
+    for root in roots:
+        files, unknown = session.pipeline.collect([root])
+        skipped.extend(unknown)
+        if kinds is not None:
+            files = [(p, k) for p, k in files if k in kinds]
+        found, failed = session.pipeline.items_from_files(files)
+        items.extend(found)
+        failures.extend(failed)
+        ids.extend(relative_id(item, root) for item in found)
+    if not items and not failures:
+        where = ", ".join(str(r) for r in roots)
+        raise Clamp3Error(f"no input files found in {where}")
+    vectors = session.pipeline.embed(items)
+    features = FeatureSet(
+        tuple(ids), vectors, tuple(item.id for item in items), model=session.model.fingerprint
+    )
+    return Collection(features, items, failures, skipped)
+
+
+def _precomputed(roots: list[Path]) -> Collection:
+    sets, failures = [], []
+    for root in roots:
+        features, errors = read_feature_folder(root if root.is_dir() else root.parent)
+        if root.is_file():
+            keep = [i for i, p in enumerate(features.paths) if Path(p) == root]
+            features = FeatureSet(
+                tuple(features.ids[i] for i in keep),
+                features.vectors[keep],
+                tuple(features.paths[i] for i in keep),
+            )
+        sets.append(features)
+        failures.extend(errors)
+    if len(sets) == 1:
+        return Collection(sets[0], failures=failures)
+    dims = {s.dim for s in sets if len(s)}
+    if len(dims) > 1:
+        raise Clamp3Error(f"precomputed feature folders of different dimensions: {sorted(dims)}")
+    merged = FeatureSet(
+        tuple(i for s in sets for i in s.ids),
+        np.concatenate([s.vectors for s in sets]),
+        tuple(p for s in sets for p in s.paths),
+    )
+    return Collection(merged, failures=failures)
+
+
+# ---------------------------------------------------------------------------- tasks
+
+
+def embed(
+    paths: Sequence[PathLike],
+    model: Any = None,
+    *,
+    global_features: bool = True,
+    cache: bool | FeatureCache = True,
+    options: PipelineOptions | None = None,
+    device: str | None = None,
+) -> Embeddings:
+    """Vectors for every recognised file under ``paths`` (see :class:`~clamp3.pipeline.Embeddings`)."""
+    session = Session.open(model, cache=cache, options=options, device=device)
+    return session.pipeline.embed_paths(paths, global_features)
+
+
+@dataclass(frozen=True)
+class Hit:
+    rank: int
+    score: float
+    id: str
+    path: str
+    kind: str | None = None
+    caption: str | None = None
+
+
+@dataclass
+class SearchResult:
+    query: str
+    hits: list[Hit]
+    candidates: int
+    failures: list[InputError] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+
+
+def _query_vector(
+    session: Session | None, query: PathLike | None, text: str | None
+) -> tuple[str, np.ndarray]:
+    if (query is None) == (text is None):
+        raise Clamp3Error("give either a query file or a query text")
+    if text is not None:
+        if session is None:
+            raise Clamp3Error("a text query needs a model")
+        items = session.pipeline.items_from_texts([text])
+        return text, session.pipeline.embed(items)[0]
+    path = Path(query)
+    if not path.is_file():
+        raise InputError(path, "no such file")
+    if path.suffix.lower() == ".npy" and _is_vector_file(path):
+        return str(path), np.load(path, allow_pickle=False).reshape(-1).astype(np.float32)
+    if session is None:
+        raise Clamp3Error("a query file needs a model")
+    found = collect(session, [path])
+    if not len(found.features):
+        raise found.failures[0] if found.failures else InputError(path, "not a recognised input file")
+    return str(path), found.features.vectors[0]
+
+
+def search(
+    query: PathLike | None,
+    targets: Sequence[PathLike],
+    *,
+    text: str | None = None,
+    k: int = 10,
+    model: Any = None,
+    kinds: set[FileKind] | None = None,
+    cache: bool | FeatureCache = True,
+    options: PipelineOptions | None = None,
+    device: str | None = None,
+) -> SearchResult:
+    """The ``k`` targets most similar to a query file or a query ``text`` (any language).
+
+    ``kinds`` restricts the targets (for example ``{FileKind.AUDIO}``).
+    """
+    needs_model = (
+        text is not None
+        or not all(is_precomputed(t) for t in targets)
+        or (query is not None and not (str(query).lower().endswith(".npy") and _is_vector_file(Path(query))))
+    )
+    session = Session.open(model, cache=cache, options=options, device=device) if needs_model else None
+    label, vector = _query_vector(session, query, text)
+    found = collect(session, targets, kinds=kinds)
+    if not len(found.features):
+        return SearchResult(label, [], 0, found.failures, found.skipped)
+    by_path = {item.id: item for item in found.items}
+    hits = []
+    for rank, hit in enumerate(VectorIndex(found.features).search(vector[None], k)[0], start=1):
+        item = by_path.get(hit.path)
+        kind = item.kind.value if item else None
+        hits.append(Hit(rank, hit.score, hit.id, hit.path, kind, item.caption if item else None))
+    return SearchResult(label, hits, len(found.features), found.failures, found.skipped)
+
+
+@dataclass
+class ScoreResult:
+    mode: Literal["pairwise", "group"]
+    score: float
+    details: PairwiseScore | GroupScore
+    failures: list[InputError] = field(default_factory=list)
+
+
+def score(
+    generated: PathLike | Sequence[PathLike],
+    references: PathLike | Sequence[PathLike],
+    *,
+    mode: Literal["pairwise", "group"] = "pairwise",
+    model: Any = None,
+    allow_unmatched: bool = False,
+    cache: bool | FeatureCache = True,
+    options: PipelineOptions | None = None,
+    device: str | None = None,
+) -> ScoreResult:
+    """How similar generated music is to references.
+
+    ``pairwise``: each generated file against the reference with the same key (relative folder and
+    name before the first dot; several generated files per reference are fine), averaged over the
+    generated files. ``group``: cosine between the mean vectors of the two sets.
+    """
+    queries, refs = _two_sides(generated, references, model, cache, options, device)
+    failures = queries.failures + refs.failures
+    if mode == "group":
+        details = group_score(queries.features, refs.features)
+        return ScoreResult(mode, details.similarity, details, failures)
+    details = pairwise_score(queries.features, refs.features, allow_unmatched=allow_unmatched)
+    return ScoreResult(mode, details.mean_similarity, details, failures)
+
+
+@dataclass
+class EvaluationResult:
+    result: EvalResult
+    failures: list[InputError] = field(default_factory=list)
+
+
+def evaluate(
+    queries: PathLike | Sequence[PathLike],
+    references: PathLike | Sequence[PathLike],
+    *,
+    both: bool = False,
+    model: Any = None,
+    allow_unmatched: bool = False,
+    cache: bool | FeatureCache = True,
+    options: PipelineOptions | None = None,
+    device: str | None = None,
+) -> EvaluationResult:
+    """Retrieval quality of queries against references paired by key: MRR and Hit@1/10/100."""
+    query_side, reference_side = _two_sides(queries, references, model, cache, options, device)
+    result = evaluate_features(
+        query_side.features, reference_side.features, both=both, allow_unmatched=allow_unmatched
+    )
+    return EvaluationResult(result, query_side.failures + reference_side.failures)
+
+
+def _as_list(paths: PathLike | Sequence[PathLike]) -> list[PathLike]:
+    return [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+
+
+def _two_sides(first, second, model, cache, options, device) -> tuple[Collection, Collection]:
+    first, second = _as_list(first), _as_list(second)
+    precomputed = all(is_precomputed(p) for p in first + second)
+    session = None if precomputed else Session.open(model, cache=cache, options=options, device=device)
+    return collect(session, first), collect(session, second)
+
+
+@dataclass
+class ZeroShotResult:
+    ids: list[str]
+    labels: tuple[str, ...]
+    probabilities: np.ndarray
+    """``(N, n_labels)``, rows summing to 1."""
+    items: list[Item]
+    report: ClassificationReport | None = None
+    failures: list[InputError] = field(default_factory=list)
+
+    @property
+    def predictions(self) -> list[str]:
+        return [self.labels[i] for i in self.probabilities.argmax(axis=1)]
+
+
+def zero_shot(
+    paths: Sequence[PathLike],
+    labels: Sequence[str],
+    *,
+    model: Any = None,
+    language: str = "en",
+    templates: Sequence[str] = (),
+    truth: dict[str, str] | None = None,
+    cache: bool | FeatureCache = True,
+    options: PipelineOptions | None = None,
+    device: str | None = None,
+) -> ZeroShotResult:
+    """Classify music without training data: each label becomes text prompts ("This piece of music is
+    {label}.") whose vectors the music vectors are compared with.
+
+    ``truth`` maps ids (or their keys) to true labels; when given, accuracy, macro-F1 and the confusion
+    matrix are reported.
+    """
+    session = Session.open(model, cache=cache, options=options, device=device)
+    found = collect(session, paths)
+    classifier = ZeroShotClassifier.from_labels(
+        labels,
+        lambda texts: session.pipeline.embed(session.pipeline.items_from_texts(list(texts))),
+        language=language,
+        templates=templates,
+    )
+    probabilities = (
+        classifier.probabilities(found.features) if len(found.features) else np.zeros((0, len(labels)))
+    )
+    result = ZeroShotResult(
+        list(found.features.ids), classifier.labels, probabilities, found.items, failures=found.failures
+    )
+    if truth is not None:
+        from clamp3.retrieval import labels_for
+
+        result.report = classification_report(
+            labels_for(found.features, truth), result.predictions, classifier.labels
+        )
+    return result

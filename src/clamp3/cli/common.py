@@ -1,0 +1,82 @@
+"""Options and reporting shared by the commands that embed files."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from clamp3.errors import Clamp3Error, InputError
+
+_MODEL_OPTIONS = (
+    click.option(
+        "-m", "--model", default=None, help="Model name (saas, c2, clamp1-s512, ...) or path [saas]."
+    ),
+    click.option("--device", default=None, help="cpu, cuda, cuda:1 ... [cuda if available]."),
+    click.option("--no-cache", is_flag=True, help="Do not read or write the feature cache."),
+    click.option(
+        "--mert", default="mert-v1-95m", show_default=True, help="MERT model name or folder (audio)."
+    ),
+    click.option(
+        "--captioner", default="blip-base", show_default=True, help="Captioner name or folder (images)."
+    ),
+    click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
+    click.option("--quiet", is_flag=True, help="No progress bars."),
+)
+
+
+def model_options(command: Callable) -> Callable:
+    """Add the model/pipeline options; the command receives them as ``model_args``, the keyword
+    arguments of the :mod:`clamp3.api` functions (``model``, ``device``, ``cache``, ``options``)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from clamp3.pipeline import PipelineOptions
+
+        options = PipelineOptions(
+            mert=kwargs.pop("mert"),
+            captioner=kwargs.pop("captioner"),
+            batch_size=kwargs.pop("batch_size"),
+            show_progress=not kwargs.pop("quiet"),
+        )
+        model_args = {
+            "model": kwargs.pop("model"),
+            "device": kwargs.pop("device"),
+            "cache": not kwargs.pop("no_cache"),
+            "options": options,
+        }
+        return command(*args, model_args=model_args, **kwargs)
+
+    for option in reversed(_MODEL_OPTIONS):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def friendly_errors(command: Callable) -> Callable:
+    """Turn clamp3's own errors into one ``Error: ...`` line and exit code 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except Clamp3Error as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+def report_problems(failures: Iterable[InputError], skipped: Iterable[Path] = ()) -> bool:
+    """Print skipped and failed files to stderr; True when something failed."""
+    console = Console(stderr=True, soft_wrap=True)
+    for path in skipped:
+        console.print(f"skipped (unrecognised file): {path}", style="yellow", markup=False)
+    failures = list(failures)
+    for failure in failures:
+        console.print(f"failed: {failure}", style="red", markup=False)
+    if failures:
+        console.print(f"{len(failures)} file(s) failed", style="red", markup=False)
+    return bool(failures)

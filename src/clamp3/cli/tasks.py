@@ -1,0 +1,306 @@
+"""``clamp3 embed | search | score | eval``: retrieval tasks over files, folders or feature dumps."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from clamp3.cli.common import friendly_errors, model_options, report_problems
+from clamp3.errors import InputError
+from clamp3.fileio import atomic_write
+from clamp3.modality import FileKind
+
+_TOWER_KINDS = {
+    "text": {FileKind.TEXT, FileKind.IMAGE},
+    "symbolic": {FileKind.ABC, FileKind.MTF, FileKind.MUSICXML, FileKind.MIDI},
+    "audio": {FileKind.AUDIO, FileKind.FEATURES},
+}
+
+
+def _kinds(modality: str | None) -> set[FileKind] | None:
+    """``--modality``: comma-separated towers (text, symbolic, audio) or file kinds (abc, midi, ...)."""
+    if not modality:
+        return None
+    kinds: set[FileKind] = set()
+    for name in (part.strip().lower() for part in modality.split(",") if part.strip()):
+        if name in _TOWER_KINDS:
+            kinds |= _TOWER_KINDS[name]
+        elif name in {kind.value for kind in FileKind}:
+            kinds.add(FileKind(name))
+        else:
+            choices = ", ".join(
+                [*_TOWER_KINDS, *(kind.value for kind in FileKind if kind.value not in _TOWER_KINDS)]
+            )
+            raise click.BadParameter(
+                f"unknown modality {name!r}; choose from {choices}", param_hint="--modality"
+            )
+    return kinds
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, array.astype(np.float32), allow_pickle=False)
+    atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
+
+
+def _npy_name(relative_id: str) -> Path:
+    """``dir/tune.abc#3`` -> ``dir/tune.3.npy``; ``dir/a.mid`` -> ``dir/a.npy``."""
+    name, _, tune = relative_id.partition("#")
+    path = Path(name).with_suffix("")
+    return path.with_name(f"{path.name}.{tune}.npy" if tune else f"{path.name}.npy")
+
+
+@click.command("embed")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder (npy: one file per item, mirroring the input tree) or file (npz, parquet).",
+)
+@click.option(
+    "--local", "local", is_flag=True, help="Per-position features [1, L, H] instead of global [1, D]."
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["npy", "npz", "parquet"]), default="npy", show_default=True
+)
+@model_options
+@friendly_errors
+def embed_command(
+    paths: tuple[Path, ...], output: Path, local: bool, fmt: str, model_args: dict[str, Any]
+) -> None:
+    """Embed files and folders of any modality mix."""
+    from clamp3.api import Session, relative_id
+
+    if local and fmt != "npy":
+        raise click.UsageError("--local writes one .npy per item; use --format npy")
+    session = Session.open(**model_args)
+    ids, paths_out, kinds, vectors, failures, skipped = [], [], [], [], [], []
+    for root in paths:
+        files, unknown = session.pipeline.collect([root])
+        items, failed = session.pipeline.items_from_files(files)
+        skipped += unknown
+        failures += failed
+        if not items:
+            continue
+        embedded = session.pipeline.embed(items, global_features=not local)
+        for item, vector in zip(items, embedded, strict=True):
+            ids.append(relative_id(item, root))
+            paths_out.append(item.id)
+            kinds.append(item.kind.value)
+            vectors.append(vector)
+    if not ids and not failures:
+        raise click.ClickException(f"no input files found in {', '.join(map(str, paths))}")
+    if fmt == "npy":
+        written: dict[Path, str] = {}
+        for relative, source, vector in zip(ids, paths_out, vectors, strict=True):
+            target = output / _npy_name(relative)
+            if target in written:
+                failures.append(InputError(source, f"its output {target} is also {written[target]}'s"))
+                continue
+            written[target] = source
+            _save_npy(target, vector[None])
+    elif fmt == "npz":
+        matrix = np.stack(vectors) if vectors else np.zeros((0, session.model.embedding_dim), np.float32)
+
+        def write(tmp: Path) -> None:
+            with tmp.open("wb") as handle:
+                np.savez(
+                    handle,
+                    ids=np.array(ids),
+                    paths=np.array(paths_out),
+                    modality=np.array(kinds),
+                    vectors=matrix.astype(np.float32),
+                    model=np.array(session.model.fingerprint),
+                )
+
+        atomic_write(output, write)
+    else:
+        _write_parquet(output, ids, paths_out, kinds, vectors, session.model.fingerprint)
+    Console(stderr=True).print(f"{len(ids)} item(s) embedded into {output}")
+    if report_problems(failures, skipped):
+        raise SystemExit(1)
+
+
+def _write_parquet(output: Path, ids, paths, kinds, vectors, fingerprint: str) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise click.ClickException("--format parquet needs pyarrow: pip install 'clamp3[parquet]'") from None
+    table = pa.table(
+        {
+            "id": ids,
+            "path": paths,
+            "modality": kinds,
+            "vector": pa.array([v.astype(np.float32) for v in vectors], type=pa.list_(pa.float32())),
+        },
+        metadata={"model": fingerprint},
+    )
+    atomic_write(output, lambda tmp: pq.write_table(table, str(tmp)))
+
+
+@click.command("search")
+@click.argument("arguments", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--text", default=None, help="Query text in any language (then every argument is a target).")
+@click.option("-k", "--top-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option(
+    "--modality", default=None, help="Only these targets: text, symbolic, audio, or kinds (abc, midi...)."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
+@model_options
+@friendly_errors
+def search_command(
+    arguments: tuple[Path, ...],
+    text: str | None,
+    k: int,
+    modality: str | None,
+    as_json: bool,
+    model_args: dict[str, Any],
+) -> None:
+    """Search TARGETS with a QUERY file (clamp3 search QUERY TARGETS...) or a text (--text "...")."""
+    from clamp3.api import search
+
+    query, targets = (None, arguments) if text is not None else (arguments[0], arguments[1:])
+    if not targets:
+        raise click.UsageError("give at least one target file or folder")
+    result = search(query, targets, text=text, k=k, kinds=_kinds(modality), **model_args)
+    if as_json:
+        for hit in result.hits:
+            click.echo(
+                json.dumps(
+                    {
+                        "rank": hit.rank,
+                        "score": round(hit.score, 6),
+                        "id": hit.id,
+                        "path": hit.path,
+                        "modality": hit.kind,
+                        "caption": hit.caption,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+    else:
+        table = Table(
+            "rank", "score", "modality", "path", title=f"Top {len(result.hits)} of {result.candidates}"
+        )
+        for hit in result.hits:
+            where = hit.path + (f'  (caption: "{hit.caption}")' if hit.caption else "")
+            table.add_row(str(hit.rank), f"{hit.score:.4f}", hit.kind or "features", where)
+        Console().print(table)
+    if report_problems(result.failures, result.skipped):
+        raise SystemExit(1)
+
+
+@click.command("score")
+@click.argument("queries", type=click.Path(path_type=Path))
+@click.argument("references", type=click.Path(path_type=Path))
+@click.option("--group", is_flag=True, help="Cosine between the mean vectors of the two sets.")
+@click.option(
+    "--csv", "csv_path", type=click.Path(path_type=Path), help="Write the pairwise similarities here."
+)
+@click.option("--allow-unmatched", is_flag=True, help="Go on with the common keys when some do not pair up.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@model_options
+@friendly_errors
+def score_command(
+    queries: Path,
+    references: Path,
+    group: bool,
+    csv_path: Path | None,
+    allow_unmatched: bool,
+    as_json: bool,
+    model_args: dict[str, Any],
+) -> None:
+    """Similarity of QUERIES to REFERENCES: pairwise (same relative path and name) or --group."""
+    from clamp3.api import score
+    from clamp3.retrieval import write_pairs_csv
+
+    result = score(
+        queries,
+        references,
+        mode="group" if group else "pairwise",
+        allow_unmatched=allow_unmatched,
+        **model_args,
+    )
+    pairs = None if group else result.details.n_queries
+    if csv_path is not None:
+        if group:
+            raise click.UsageError("--csv lists pairs; it does not apply to --group")
+        write_pairs_csv(result.details, csv_path)
+    if as_json:
+        click.echo(json.dumps({"mode": result.mode, "score": result.score, "pairs": pairs}))
+    elif group:
+        click.echo(f"Group similarity: {result.score:.4f}")
+    else:
+        click.echo(f"Avg. pairwise similarity: {result.score:.4f} over {pairs} pairs")
+    if report_problems(result.failures):
+        raise SystemExit(1)
+
+
+@click.command("eval")
+@click.argument("queries", type=click.Path(path_type=Path))
+@click.argument("references", type=click.Path(path_type=Path))
+@click.option("--both", is_flag=True, help="Also evaluate the references as queries.")
+@click.option("--ranks", "ranks_path", type=click.Path(path_type=Path), help="Write per-query ranks (JSONL).")
+@click.option(
+    "--plot", "plot_path", type=click.Path(path_type=Path), help="Write a PNG of the rank distribution."
+)
+@click.option("--allow-unmatched", is_flag=True, help="Go on with the common keys when some do not pair up.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@model_options
+@friendly_errors
+def eval_command(
+    queries: Path,
+    references: Path,
+    both: bool,
+    ranks_path: Path | None,
+    plot_path: Path | None,
+    allow_unmatched: bool,
+    as_json: bool,
+    model_args: dict[str, Any],
+) -> None:
+    """Retrieval quality of QUERIES against REFERENCES paired by key: MRR and Hit@1/10/100."""
+    from clamp3.api import evaluate
+    from clamp3.retrieval import write_ranks_jsonl
+
+    outcome = evaluate(queries, references, both=both, allow_unmatched=allow_unmatched, **model_args)
+    result = outcome.result
+    if ranks_path is not None:
+        write_ranks_jsonl(result.forward, ranks_path)
+    if plot_path is not None:
+        from clamp3.retrieval.plots import plot_rank_distribution
+
+        plot_rank_distribution(result.forward, plot_path, title=f"{queries} -> {references}")
+    directions = [("", result.forward)] + ([("reverse", result.backward)] if result.backward else [])
+    if as_json:
+        summary = {**_metrics_json(result.forward)}
+        if result.backward is not None:
+            summary["reverse"] = _metrics_json(result.backward)
+        click.echo(json.dumps(summary))
+    else:
+        for name, metrics in directions:
+            click.echo(f"{name + ' ' if name else ''}MRR: {metrics.mrr:.4f}")
+            for k, value in metrics.hits.items():
+                click.echo(f"{name + ' ' if name else ''}Hit@{k}: {value:.4f}")
+            click.echo(f"Total query features: {metrics.n_queries}")
+            click.echo(f"Total reference features: {metrics.n_references}")
+    if report_problems(outcome.failures):
+        raise SystemExit(1)
+
+
+def _metrics_json(metrics) -> dict[str, float | int]:
+    return {
+        "mrr": metrics.mrr,
+        **{f"hit@{k}": value for k, value in metrics.hits.items()},
+        "queries": metrics.n_queries,
+        "references": metrics.n_references,
+    }
