@@ -53,6 +53,8 @@ CONVERTERS: Mapping[str, ConverterSpec] = MappingProxyType(
     }
 )
 MODEL_CONVERTERS = frozenset({"audio2mert", "image2caption"})
+_MIN_TASKS_PER_WORKER = 4
+"""Fewer files than this per worker run in this process: starting workers would cost more."""
 
 
 @dataclass(frozen=True)
@@ -244,7 +246,7 @@ def _run_file_converter(
         outcomes.append(_Outcome(existing=tuple(task.output for task in done)))
         tasks = [task for task in tasks if not task.output.exists()]
     with progress_bar(len(tasks), converter, show_progress) as bar:
-        if options.jobs <= 1 or len(tasks) <= 1:
+        if options.jobs <= 1 or len(tasks) < _MIN_TASKS_PER_WORKER * options.jobs:
             for task in tasks:
                 outcomes.append(_convert_file(converter, task, options.m3_compatible))
                 bar.advance()
