@@ -90,6 +90,7 @@ _ABC_REFERENCE = re.compile(r"X:\s*\d*")
 _ABC_KEY = re.compile(r"^K:", re.MULTILINE)
 _ABC_HEADER = re.compile(r"^[XTMLQVC]:", re.MULTILINE)
 _TEXT_CONTROLS = frozenset(range(32)) - {0x09, 0x0A, 0x0C, 0x0D}
+_BOUNDED_ZIP_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
 _IMAGE_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"})
 
 
@@ -149,10 +150,13 @@ def _zip_kind(path: Path) -> FileKind | None:
     """MusicXML when a zip archive holds a MusicXML score (an ``.mxl`` file), else ``None``."""
     try:
         with zipfile.ZipFile(path) as archive:
-            for name in archive.namelist():
+            for info in archive.infolist():
+                name = info.filename
                 if name.startswith("META-INF/") or not name.lower().endswith((".xml", ".musicxml")):
                     continue
-                with archive.open(name) as entry:
+                if info.compress_type not in _BOUNDED_ZIP_METHODS:  # bzip2/LZMA may expand to GBs in one read
+                    continue
+                with archive.open(info) as entry:
                     if _is_score_xml(entry.read(SNIFF_BYTES)):
                         return FileKind.MUSICXML
     except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError):

@@ -29,6 +29,11 @@ MUSICXML_SUFFIXES = (".mxl", ".musicxml", ".xml")
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, OSError, EOFError)
+_BOUNDED_ZIP_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
+"""Compression methods zipfile decompresses piece by piece; it expands bzip2 and LZMA data in one call."""
+
+MAX_ARCHIVED_SCORE_BYTES = 128 << 20
+"""The largest uncompressed score read from an ``.mxl`` archive; larger entries are refused unread."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,8 @@ def read_musicxml(path: str | os.PathLike[str]) -> bytes:
     """The MusicXML document of ``path``: the file itself, or for a zip archive the score inside it.
 
     A ``.mxl`` file must be a zip archive; an ``.xml``/``.musicxml`` file that is one is read as ``.mxl``.
+    The score in an archive must be stored or deflated and at most :data:`MAX_ARCHIVED_SCORE_BYTES` long
+    uncompressed; both are checked before anything is decompressed.
     """
     name = os.fspath(path)
     try:
@@ -123,10 +130,30 @@ def _score_in_archive(data: bytes, name: str) -> bytes:
             for suffix in (".xml", ".musicxml"):
                 for entry in entries:
                     if entry.lower().endswith(suffix):
-                        return archive.read(entry)
+                        return _read_entry(archive, archive.getinfo(entry), name)
     except _ZIP_ERRORS as exc:
         raise InputError(name, f"not a readable .mxl (zip) archive: {one_line(exc)}") from exc
     raise InputError(name, "the .mxl archive holds no .xml or .musicxml score")
+
+
+def _read_entry(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, name: str) -> bytes:
+    """One archive entry, after checking that decompressing it takes bounded memory.
+
+    zipfile stops a stored or deflated entry at the size its header states, so that size is checked first.
+    """
+    if entry.file_size > MAX_ARCHIVED_SCORE_BYTES:
+        raise InputError(
+            name,
+            f"the score {entry.filename!r} would expand to {entry.file_size >> 20} MiB, more than the "
+            f"{MAX_ARCHIVED_SCORE_BYTES >> 20} MiB a score may have (a zip bomb?)",
+        )
+    if entry.compress_type not in _BOUNDED_ZIP_METHODS:
+        raise InputError(
+            name,
+            f"the score {entry.filename!r} is compressed with zip method {entry.compress_type}; only stored "
+            "and deflated scores are read (MusicXML archives use deflate)",
+        )
+    return archive.read(entry)
 
 
 def musicxml_to_abc(

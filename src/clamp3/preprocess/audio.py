@@ -36,6 +36,10 @@ NORM_EPS = 1e-7
 DEFAULT_BLOCK_FRAMES = 1 << 16
 """Frames decoded per read in the streamed path."""
 
+_SF_BAD_FILE = 7
+"""libsndfile's "File does not exist or is not a regular file" error, which its MP3 reader also gives for
+data it cannot read (the file is known to exist when it is opened)."""
+
 
 @dataclass(frozen=True)
 class WindowSpec:
@@ -169,6 +173,8 @@ class AudioReader(Protocol):
 
 
 def _decode_error(path: Path, exc: Exception) -> InputError:
+    if getattr(exc, "code", None) == _SF_BAD_FILE:
+        return InputError(path, f"cannot decode audio (not a readable {path.suffix[1:].upper()} stream)")
     reason = getattr(exc, "error_string", None) or getattr(exc, "strerror", None) or str(exc)
     reason = " ".join(str(reason).split()) or type(exc).__name__
     return InputError(path, f"cannot decode audio ({reason})")
@@ -233,6 +239,8 @@ def open_audio(path: str | Path) -> Iterator[AudioReader]:
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "no such file")
+    if not path.stat().st_size:
+        raise InputError(path, "the file is empty")
     if path.suffix[1:].upper() in sf.available_formats():
         try:
             handle = sf.SoundFile(path)
@@ -267,7 +275,10 @@ def iter_mono(
         if reader.channels < 1 or reader.sample_rate < 1:
             raise InputError(path, f"unusable stream: {reader.channels} channels at {reader.sample_rate} Hz")
         resampler = StreamResampler(reader.sample_rate, sample_rate)
+        frames = 0
         for block in reader.blocks(block_frames):
+            check_finite(path, block, reader.sample_rate, frames)
+            frames += len(block)
             out = resampler.push(mix_down(block))
             if len(out):
                 yield out
@@ -294,8 +305,21 @@ def split_windows(samples: np.ndarray, spec: WindowSpec) -> list[np.ndarray]:
     return [samples[i * step : i * step + n] for i, n in enumerate(window_lengths(len(samples), spec))]
 
 
+def check_finite(path: str | Path, samples: np.ndarray, sample_rate: int, first_frame: int = 0) -> None:
+    """Raise :class:`InputError` naming the first frame that holds a NaN or infinite value (which would make
+    every feature NaN). ``samples`` is ``[frames]`` or ``[frames, channels]``, its frames counted from
+    ``first_frame``.
+    """
+    finite = np.isfinite(samples).reshape(len(samples), -1).all(axis=1)
+    if not finite.all():
+        frame = first_frame + int(np.argmin(finite))
+        raise InputError(path, f"NaN or infinite sample at frame {frame} ({frame / sample_rate:.3f} s)")
+
+
 def check_length(path: str | Path, num_samples: int, spec: WindowSpec) -> None:
-    """Raise :class:`InputError` when a clip is too short to give a single window."""
+    """Raise :class:`InputError` when a clip has no samples or is too short to give a single window."""
+    if not num_samples:
+        raise InputError(path, "no audio samples")
     if num_samples < spec.min_samples:
         raise InputError(
             path,

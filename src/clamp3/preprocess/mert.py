@@ -27,6 +27,7 @@ from clamp3.errors import CheckpointError, InputError
 from clamp3.preprocess.audio import (
     DEFAULT_BLOCK_FRAMES,
     WindowSpec,
+    check_finite,
     check_length,
     iter_windows,
     normalize,
@@ -265,6 +266,7 @@ class MertExtractor:
 
     def features(self, samples: np.ndarray, sample_rate: int, path: str | Path = "<waveform>") -> np.ndarray:
         """``[n_windows, D]`` features of an in-memory mono float32 waveform at ``sample_rate``."""
+        check_finite(path, np.asarray(samples), sample_rate)
         samples = resample(samples, sample_rate, self.spec.sample_rate)
         check_length(path, len(samples), self.spec)
         windows = split_windows(normalize(samples), self.spec)

@@ -21,7 +21,8 @@ Beyond the reference:
 * type 2 files (independent sequences) are played one after another: each track starts where the previous
   one ended (its ``end_of_track``), then the merge works as for type 0/1;
 * broken files (data bytes above 127, truncated or non-MIDI data, undecodable meta events, unsupported
-  formats) raise :class:`~clamp3.errors.InputError` with a one-line reason;
+  formats, delta times over :data:`MAX_DELTA_TICKS`) raise :class:`~clamp3.errors.InputError` with a
+  one-line reason;
 * :func:`mtf_to_midi` reads MTF back into a one-track MIDI file, including sequencer-specific and unknown
   meta events with one or no data bytes, which the reference's converter cannot read.
 """
@@ -44,6 +45,9 @@ M3_DROPPED_META_TYPES = frozenset(
     {"text", "copyright", "track_name", "instrument_name", "lyrics", "marker", "cue_marker", "device_name"}
 )
 """Meta events left out of MTF with ``m3_compatible=True`` (their delta times are lost with them)."""
+
+MAX_DELTA_TICKS = 0x0FFFFFFF
+"""The largest delta time a Standard MIDI File can hold: a variable-length quantity of at most 4 bytes."""
 
 _TEXT_FIELDS = frozenset({"text", "name"})
 _TOKEN = re.compile(r"\[[^\]]*\]|\([^)]*\)|\S+")
@@ -84,6 +88,14 @@ def read_midi(source: Source, name: str | None = None) -> mido.MidiFile:
         raise InputError(name, f"invalid MIDI file near byte {stream.tell()}: {_describe(exc)}") from exc
     if midi.type not in (0, 1, 2):
         raise InputError(name, f"unsupported MIDI file format {midi.type} (only 0, 1 and 2 exist)")
+    for number, track in enumerate(midi.tracks):
+        for index, msg in enumerate(track):
+            if msg.time > MAX_DELTA_TICKS:  # the value itself may have thousands of digits: not shown
+                raise InputError(
+                    name,
+                    f"track {number}, event {index}: delta time over the MIDI maximum of {MAX_DELTA_TICKS} "
+                    "ticks (a variable-length quantity longer than 4 bytes)",
+                )
     return midi
 
 
@@ -161,16 +173,24 @@ def mtf_to_midi(text: str, *, name: str = "<mtf>") -> mido.MidiFile:
     header = lines[0].strip().split(" ")
     if len(header) != 2 or header[0] != "ticks_per_beat" or not _is_int(header[1]):
         raise InputError(name, "line 1: expected 'ticks_per_beat <integer>'")
+    ticks = header[1]
+    if len(ticks) > 6 or not -(1 << 15) <= int(ticks) < 1 << 15:
+        raise InputError(name, f"line 1: ticks_per_beat {ticks[:12]} does not fit in a MIDI header (16 bits)")
     track = mido.MidiTrack()
     for number, line in enumerate(lines[1:], start=2):
         line = line.rstrip("\r")
         if not line.strip():
             continue
         try:
-            track.append(parse_event_line(line))
+            msg = parse_event_line(line)
         except (ValueError, TypeError, KeyError) as exc:
             raise InputError(name, f"line {number}: {_describe(exc)}") from exc
-    return mido.MidiFile(type=1, ticks_per_beat=int(header[1]), tracks=[track])
+        if not 0 <= msg.time <= MAX_DELTA_TICKS:
+            raise InputError(
+                name, f"line {number}: delta time outside the MIDI range of 0 to {MAX_DELTA_TICKS} ticks"
+            )
+        track.append(msg)
+    return mido.MidiFile(type=1, ticks_per_beat=int(ticks), tracks=[track])
 
 
 def mtf_to_midi_bytes(text: str, *, name: str = "<mtf>") -> bytes:

@@ -91,13 +91,15 @@ def tune_to_interleaved(tune: str, source: str = "<abc>") -> Conversion:
 
 
 def read_abc(path: str | os.PathLike[str]) -> str:
-    """The text of an ABC file (see :func:`~clamp3.preprocess.abc_tunes.decode_abc`)."""
+    """The text of an ABC file (see :func:`~clamp3.preprocess.abc_tunes.decode_abc`); refuses binary data."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise InputError(path, exc.strerror or str(exc)) from exc
     if not data.strip():
         raise InputError(path, "the file is empty")
+    if b"\x00" in data:  # abc2xml would read binary data decoded as Latin-1 as notes
+        raise InputError(path, f"binary data, not ABC text (a NUL byte at offset {data.index(0)})")
     return decode_abc(data)
 
 
