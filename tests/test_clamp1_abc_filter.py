@@ -43,7 +43,7 @@ def test_filter_of_every_raw_output(clamp1_dir, entries):
 def test_an_archive_without_an_xml_entry_is_an_error_not_an_empty_score(clamp1_dir, entries, tmp_path):
     entry = next(e for e in entries if e["name"] == "aloha_oe_fails")
     path = clamp1_dir / "abc_filter" / entry["input"]
-    with pytest.raises(InputError, match=r"aloha_oe_fails\.mxl: the \.mxl archive holds no \.xml entry"):
+    with pytest.raises(InputError, match=r"aloha_oe_fails\.mxl: the \.mxl archive holds no \.xml score"):
         load_music(path)
     # the reference encodes xml2abc's empty output; that text is what the filter makes of it
     assert entry["raw_bytes"] == 0

@@ -115,3 +115,15 @@ def test_cli_exit_code_and_errors(reference_dir, tmp_path):
     assert "two_voices.xml: is musicxml, not input for midi2mtf" in wrong.stderr
     missing = _clamp3("convert", "midi2mtf", str(tmp_path / "nope"), "-o", str(tmp_path / "o"))
     assert missing.returncode == 1 and "nope: no such file or directory" in missing.stderr
+
+
+def test_an_unexpected_converter_error_is_reported_not_raised(reference_dir, tmp_path, monkeypatch):
+    import clamp3.preprocess.midi as midi
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("converter bug\nwith two lines")
+
+    monkeypatch.setattr(midi, "midi_to_mtf", broken)
+    report = convert("midi2mtf", [reference_dir / "midi2mtf" / "midi"], tmp_path, SERIAL)
+    assert len(report.failures) == 10 and report.written == []
+    assert str(report.failures[0]).endswith(": unexpected RuntimeError: converter bug with two lines")

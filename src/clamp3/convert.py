@@ -202,6 +202,8 @@ def _convert_file(converter: str, task: Task, m3_compatible: bool) -> _Outcome:
         return _Outcome(written=(task.output,), warnings=tuple(f"{task.source}: {w}" for w in warnings))
     except InputError as error:
         return _Outcome(failures=(error,))
+    except Exception as exc:  # one file must never stop a batch
+        return _Outcome(failures=(InputError.unexpected(task.source, exc),))
 
 
 def _convert_abc_tunes(task: Task) -> _Outcome:

@@ -32,6 +32,15 @@ class InputError(Clamp3Error):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
+    @classmethod
+    def unexpected(cls, path: str | Path, exc: BaseException) -> InputError:
+        """For a failure no converter anticipated: still one line, naming the exception type."""
+        detail = " ".join(str(exc).split())[:200]
+        return cls(
+            path,
+            f"unexpected {type(exc).__name__}: {detail}" if detail else f"unexpected {type(exc).__name__}",
+        )
+
     def __reduce__(self):
         # rebuilt from (path, reason), so errors survive the trip back from worker processes
         return (type(self), (self.path, self.reason))

@@ -137,6 +137,8 @@ class Pipeline:
                     prepared[path] = self._file_items(path, kind)
                 except InputError as error:
                     prepared[path] = error
+                except Exception as exc:  # one file must never stop a batch
+                    prepared[path] = InputError.unexpected(path, exc)
             result = prepared[path]
             if isinstance(result, InputError):
                 failures.append(result)

@@ -11,21 +11,15 @@ reference silently encodes them as an empty score.
 
 from __future__ import annotations
 
-import io
 import os
-import zipfile
-import zlib
 from pathlib import Path
 
 from clamp3.clamp1.abc_filter import prepare_xml2abc_output
 from clamp3.errors import InputError
-from clamp3.preprocess.abc_convert import Conversion, Xml2AbcOptions, musicxml_to_abc
-from clamp3.preprocess.abc_modules import one_line
+from clamp3.preprocess.abc_convert import Conversion, Xml2AbcOptions, musicxml_to_abc, score_in_archive
 
 CLAMP1_XML2ABC = Xml2AbcOptions(unit_length=0, midi=2, credit_filter=6)
 """``xml2abc.py -m 2 -c 6 -x``, as the reference's ``load_music`` runs it."""
-
-_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, OSError, EOFError)
 
 
 def read_score(path: str | os.PathLike[str]) -> bytes:
@@ -37,14 +31,7 @@ def read_score(path: str | os.PathLike[str]) -> bytes:
         raise InputError(name, exc.strerror or str(exc)) from exc
     if Path(name).suffix.lower() != ".mxl" and not data.startswith(b"PK\x03\x04"):
         return data
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            for entry in archive.namelist():
-                if not entry.startswith("META") and entry.lower().endswith(".xml"):
-                    return archive.read(entry)
-    except _ZIP_ERRORS as exc:
-        raise InputError(name, f"not a readable .mxl (zip) archive: {one_line(exc)}") from exc
-    raise InputError(name, "the .mxl archive holds no .xml entry, which xml2abc (and so CLaMP 1) needs")
+    return score_in_archive(data, name, suffixes=(".xml",))
 
 
 def xml2abc_output(path: str | os.PathLike[str]) -> Conversion:

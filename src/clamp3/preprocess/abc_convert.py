@@ -114,26 +114,27 @@ def read_musicxml(path: str | os.PathLike[str]) -> bytes:
     if not data.strip():
         raise InputError(name, "the file is empty")
     if Path(name).suffix.lower() == ".mxl" or data.startswith(_ZIP_MAGIC):
-        return _score_in_archive(data, name)
+        return score_in_archive(data, name)
     return data
 
 
-def _score_in_archive(data: bytes, name: str) -> bytes:
+def score_in_archive(data: bytes, name: str, suffixes: tuple[str, ...] = (".xml", ".musicxml")) -> bytes:
     """The score of a compressed MusicXML archive, chosen as xml2abc does.
 
     xml2abc takes the first entry whose name does not start with ``META`` and ends in ``.xml``. Archives
-    holding only a ``.musicxml`` entry, which xml2abc cannot read, fall back to the first such entry.
+    holding only a ``.musicxml`` entry, which xml2abc cannot read, fall back to the first such entry
+    (unless ``suffixes`` says otherwise).
     """
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             entries = [entry for entry in archive.namelist() if not entry.startswith("META")]
-            for suffix in (".xml", ".musicxml"):
+            for suffix in suffixes:
                 for entry in entries:
                     if entry.lower().endswith(suffix):
                         return _read_entry(archive, archive.getinfo(entry), name)
     except _ZIP_ERRORS as exc:
         raise InputError(name, f"not a readable .mxl (zip) archive: {one_line(exc)}") from exc
-    raise InputError(name, "the .mxl archive holds no .xml or .musicxml score")
+    raise InputError(name, f"the .mxl archive holds no {' or '.join(suffixes)} score")
 
 
 def _read_entry(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, name: str) -> bytes:
