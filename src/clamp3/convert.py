@@ -55,6 +55,7 @@ CONVERTERS: Mapping[str, ConverterSpec] = MappingProxyType(
 MODEL_CONVERTERS = frozenset({"audio2mert", "image2caption"})
 _MIN_TASKS_PER_WORKER = 4
 """Fewer files than this per worker run in this process: starting workers would cost more."""
+_CHUNKS_PER_WORKER = 8
 
 
 @dataclass(frozen=True)
@@ -253,12 +254,22 @@ def _run_file_converter(
                 outcomes.append(_convert_file(converter, task, options.m3_compatible))
                 bar.advance()
             return outcomes
+        # a few chunks per worker: fewer round trips than one task each, still balanced
+        size = max(1, len(tasks) // (options.jobs * _CHUNKS_PER_WORKER))
+        chunks = [tasks[i : i + size] for i in range(0, len(tasks), size)]
         with ProcessPoolExecutor(max_workers=options.jobs, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(_convert_file, converter, task, options.m3_compatible) for task in tasks]
+            futures = [
+                pool.submit(_convert_files, converter, chunk, options.m3_compatible) for chunk in chunks
+            ]
             for future in as_completed(futures):
-                outcomes.append(future.result())
-                bar.advance()
+                done = future.result()
+                outcomes.extend(done)
+                bar.advance(len(done))
     return outcomes
+
+
+def _convert_files(converter: str, tasks: list[Task], m3_compatible: bool) -> list[_Outcome]:
+    return [_convert_file(converter, task, m3_compatible) for task in tasks]
 
 
 # ---------------------------------------------------------------- model converters (this process)
