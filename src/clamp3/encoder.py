@@ -19,7 +19,6 @@ from clamp3.hub import REGISTRY, fetch, get_entry
 from clamp3.model.checkpoint import (
     TOKENIZER_DIR,
     LoadedWeights,
-    load_weights_into,
     read_official_checkpoint,
     read_weights,
     save_weights,
@@ -75,11 +74,7 @@ class CLaMP3(EncoderBase):
         """
         weights = _load_weights(name_or_path)
         model = CLaMP3Model(weights.config, attn_implementation=attn_implementation)
-        load_weights_into(model, weights.state_dict, weights.source)
-        fingerprint = cls.weights_fingerprint(weights.config, weights.source)
-        return cls(
-            model, device=device, dtype=dtype, tokenizer_dir=weights.tokenizer_dir, fingerprint=fingerprint
-        )
+        return cls.from_weights(weights, model, device=device, dtype=dtype)
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write our format: ``model.safetensors``, ``config.json`` and the tokenizer if one is loaded."""

@@ -15,7 +15,6 @@ accepted and ignored. Everything else goes through the strict key/shape check, w
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from torch import nn
 from clamp3.clamp1.config import Clamp1Config, is_our_config, missing_hf_keys
 from clamp3.errors import CheckpointError
 from clamp3.fileio import atomic_write
+from clamp3.model.checkpoint import LoadedWeights
 
 CONFIG_FILE = "config.json"
 HUB_WEIGHTS_FILE = "pytorch_model.bin"
@@ -35,17 +35,7 @@ WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_DIR = "tokenizer"
 
 
-@dataclass(frozen=True)
-class Clamp1Weights:
-    """Weights found on disk, with the config that describes them."""
-
-    config: Clamp1Config
-    state_dict: dict[str, torch.Tensor]
-    source: Path
-    tokenizer_dir: Path | None = None
-
-
-def read_clamp1_weights(path: str | Path, name: str = "") -> Clamp1Weights:
+def read_clamp1_weights(path: str | Path, name: str = "") -> LoadedWeights:
     """Weights and config of a model directory (either layout), or of a weights file inside one."""
     path = Path(path)
     directory = path if path.is_dir() else path.parent
@@ -66,7 +56,7 @@ def read_clamp1_weights(path: str | Path, name: str = "") -> Clamp1Weights:
         config = Clamp1Config.from_hub_json(data, text, name=name or directory.name)
     except (ValueError, TypeError) as exc:
         raise CheckpointError(f"{config_path}: not a valid CLaMP 1 config ({exc})") from exc
-    return Clamp1Weights(config, read_state_dict(weights), weights)
+    return LoadedWeights(config, read_state_dict(weights), weights)
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -103,7 +93,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _read_ours(data: dict[str, Any], config_path: Path, weights: Path) -> Clamp1Weights:
+def _read_ours(data: dict[str, Any], config_path: Path, weights: Path) -> LoadedWeights:
     try:
         config = Clamp1Config.from_dict(data)
     except (ValueError, KeyError, TypeError) as exc:
@@ -115,4 +105,4 @@ def _read_ours(data: dict[str, Any], config_path: Path, weights: Path) -> Clamp1
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{weights}: not a readable safetensors file ({exc})") from exc
     tokenizer_dir = config_path.parent / TOKENIZER_DIR
-    return Clamp1Weights(config, state, weights, tokenizer_dir if tokenizer_dir.is_dir() else None)
+    return LoadedWeights(config, state, weights, tokenizer_dir if tokenizer_dir.is_dir() else None)

@@ -17,7 +17,6 @@ import torch
 
 from clamp3.clamp1.checkpoint import (
     TOKENIZER_DIR,
-    Clamp1Weights,
     read_clamp1_weights,
     save_clamp1_weights,
 )
@@ -27,7 +26,7 @@ from clamp3.clamp1.patchilizer import encode_music
 from clamp3.clamp1.text import ascii_text
 from clamp3.errors import Clamp3Error, UnsupportedModalityError
 from clamp3.hub import REGISTRY, get_entry, snapshot_dir
-from clamp3.model.checkpoint import load_weights_into
+from clamp3.model.checkpoint import LoadedWeights
 from clamp3.model.engine import EncoderBase, checked_token_ids, require_list
 from clamp3.model.towers import AttentionImpl
 
@@ -38,7 +37,7 @@ def _clamp3_models() -> str:
     return ", ".join(name for name, entry in REGISTRY.items() if entry.kind == "clamp3")
 
 
-def _load(name_or_path: str | Path) -> Clamp1Weights:
+def _load(name_or_path: str | Path) -> LoadedWeights:
     if isinstance(name_or_path, str) and name_or_path in REGISTRY:
         entry = get_entry(name_or_path)
         if entry.kind != "clamp1":
@@ -76,11 +75,7 @@ class CLaMP1(EncoderBase):
         """
         weights = _load(name_or_path)
         model = Clamp1Model(weights.config, attn_implementation=attn_implementation)
-        load_weights_into(model, weights.state_dict, weights.source)
-        fingerprint = cls.weights_fingerprint(weights.config, weights.source)
-        return cls(
-            model, device=device, dtype=dtype, tokenizer_dir=weights.tokenizer_dir, fingerprint=fingerprint
-        )
+        return cls.from_weights(weights, model, device=device, dtype=dtype)
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write our format: ``model.safetensors``, ``config.json`` and the tokenizer if one is loaded."""

@@ -17,6 +17,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -45,9 +46,9 @@ _VOLATILE_BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")
 
 @dataclass(frozen=True)
 class LoadedWeights:
-    """Weights found on disk, with the config that describes them."""
+    """Weights found on disk, with the config that describes them (a CLaMP 3 or CLaMP 1 config)."""
 
-    config: CLaMP3Config
+    config: Any
     state_dict: dict[str, torch.Tensor]
     source: Path
     tokenizer_dir: Path | None = None

@@ -12,15 +12,18 @@ import json
 from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from clamp3.errors import Clamp3Error
+from clamp3.model.checkpoint import LoadedWeights, load_weights_into
 from clamp3.model.segments import plan_batches
 from clamp3.progress import progress_bar
+
+_Encoder = TypeVar("_Encoder", bound="EncoderBase")
 
 _DTYPES = {
     "fp32": torch.float32,
@@ -108,12 +111,23 @@ class EncoderBase:
         return self._fingerprint
 
     @classmethod
-    def weights_fingerprint(cls, config: Any, weights_file: Path) -> str:
-        """The fingerprint of weights loaded from ``weights_file`` with ``config``."""
+    def from_weights(
+        cls: type[_Encoder],
+        weights: LoadedWeights,
+        model: nn.Module,
+        *,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+    ) -> _Encoder:
+        """Load ``weights`` into ``model`` (strict key/shape check) and wrap it; the fingerprint is the
+        config plus a digest of the weights file."""
         from clamp3.cache import digest, sampled_file_digest
 
-        return digest(
-            cls.family, json.dumps(config.to_dict(), sort_keys=True), sampled_file_digest(weights_file)
+        load_weights_into(model, weights.state_dict, weights.source)
+        config = json.dumps(weights.config.to_dict(), sort_keys=True)
+        fingerprint = digest(cls.family, config, sampled_file_digest(weights.source))
+        return cls(
+            model, device=device, dtype=dtype, tokenizer_dir=weights.tokenizer_dir, fingerprint=fingerprint
         )
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
