@@ -57,9 +57,14 @@ def expected_outputs(directory: Path, case: dict) -> tuple[np.ndarray, np.ndarra
     )
 
 
-def tiny_tokenizer(words: list[str]) -> PreTrainedTokenizerFast:
-    """An XLM-R-shaped word-level tokenizer (ids 0-3 = <s>, <pad>, </s>, <unk>) for the tiny model."""
+def tiny_tokenizer(words: list[str] | dict[str, int]) -> PreTrainedTokenizerFast:
+    """A RoBERTa-shaped word-level tokenizer (ids 0-3 = <s>, <pad>, </s>, <unk>) for the tiny models.
+
+    ``words`` get the next free ids, or the ids a mapping gives them.
+    """
     vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    if isinstance(words, dict):
+        vocab.update(words)
     for word in words:
         vocab.setdefault(word, len(vocab))
     backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
