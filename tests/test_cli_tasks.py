@@ -178,3 +178,44 @@ def test_clear_errors(setup, run, tmp_path):
     assert "entries:" in info.output
     cleared = run("cache", "clear")
     assert cleared.exit_code == 0 and "removed" in cleared.output
+
+
+def test_classify_with_ground_truth_csv_and_confusion_matrix(setup, run, tmp_path):
+    library, options = setup
+    truth = tmp_path / "truth.csv"
+    truth.write_text("id,label\nbwv66,chorale\ntunes,reel\n")
+    result = run(
+        "classify",
+        library / "scores",
+        "--labels",
+        "chorale,reel",
+        "--template",
+        "A {label}.",
+        "--truth",
+        truth,
+        "--confusion",
+        tmp_path / "cm.png",
+        "--csv",
+        tmp_path / "out.csv",
+        *options,
+    )
+    assert result.exit_code == 0, result.output
+    rows = (tmp_path / "out.csv").read_text().splitlines()
+    assert rows[0] == "id,prediction,chorale,reel" and len(rows) == 4
+    predictions = {row.split(",")[0]: row.split(",")[1] for row in rows[1:]}
+    truth_of = {"bwv66.mxl": "chorale", "tunes.abc#2": "reel", "tunes.abc#1": "reel"}
+    accuracy = sum(predictions[i] == truth_of[i] for i in truth_of) / 3
+    assert f"accuracy: {accuracy:.4f}" in result.output
+    assert (tmp_path / "cm.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_embed_parquet(setup, run, tmp_path):
+    import pyarrow.parquet as pq
+
+    library, options = setup
+    result = run("embed", library / "scores", "-o", tmp_path / "v.parquet", "--format", "parquet", *options)
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(tmp_path / "v.parquet")
+    assert table.column("id").to_pylist() == ["bwv66.mxl", "tunes.abc#2", "tunes.abc#1"]
+    assert np.asarray(table.column("vector").to_pylist()).shape == (3, 24)
+    assert table.schema.metadata[b"model"]
