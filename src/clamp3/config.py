@@ -38,6 +38,8 @@ class EncoderConfig:
     type_vocab_size: int = 2
     pad_token_id: int = 0
     hidden_act: str = "gelu"
+    dropout: float = 0.1
+    """Hidden and attention dropout during training (the transformers default)."""
 
     def __post_init__(self) -> None:
         if self.num_heads <= 0 or self.hidden_size % self.num_heads:

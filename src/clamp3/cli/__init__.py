@@ -11,6 +11,7 @@ from clamp3.cli.convert import convert_command
 from clamp3.cli.demo import demo
 from clamp3.cli.models import models
 from clamp3.cli.tasks import embed_command, eval_command, score_command, search_command
+from clamp3.cli.train import train_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,6 +27,7 @@ for command in (
     eval_command,
     classify_command,
     probe_group,
+    train_group,
     convert_command,
     models,
     cache_group,

@@ -213,6 +213,14 @@ def _read_ours(directory: Path, weights: Path) -> LoadedWeights:
     return LoadedWeights(config, state, weights, tokenizer_dir if tokenizer_dir.is_dir() else None)
 
 
+def save_official(model: nn.Module, path: Path, epoch: int = 0, min_eval_loss: float = 0.0) -> None:
+    """Write the reference's checkpoint layout (``{"model", "epoch", "min_eval_loss"}``), which its
+    scripts load with ``strict=True``; volatile buffers are left out as transformers 4.40 does."""
+    state = {k: v.detach().contiguous().cpu() for k, v in _drop_volatile(model.state_dict()).items()}
+    checkpoint = {"model": state, "epoch": epoch, "min_eval_loss": min_eval_loss}
+    atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+
+
 def save_weights(model: nn.Module, config: CLaMP3Config, directory: Path) -> None:
     """Write ``model.safetensors`` and ``config.json`` into ``directory``, each file atomically."""
     directory.mkdir(parents=True, exist_ok=True)

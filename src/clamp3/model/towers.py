@@ -32,6 +32,8 @@ def _hf_kwargs(encoder: EncoderConfig, attn_implementation: AttentionImpl) -> di
         "type_vocab_size": encoder.type_vocab_size,
         "layer_norm_eps": encoder.layer_norm_eps,
         "pad_token_id": encoder.pad_token_id,
+        "hidden_dropout_prob": encoder.dropout,
+        "attention_probs_dropout_prob": encoder.dropout,
         "attn_implementation": attn_implementation,
     }
 

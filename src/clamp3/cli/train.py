@@ -1,0 +1,64 @@
+"""``clamp3 train contrastive | export``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from clamp3.cli.common import friendly_errors
+
+
+@click.group("train")
+def train_group() -> None:
+    """Train or fine-tune models (single process, or under torchrun for several)."""
+
+
+@train_group.command("contrastive")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Training recipe (TOML); see clamp3.train.recipe.",
+)
+@friendly_errors
+def contrastive_command(config_path: Path) -> None:
+    """Align text with symbolic music or audio; resumes from OUTPUT/checkpoint.pt when present."""
+    from clamp3.train.recipe import load_recipe, run_contrastive
+
+    recipe = load_recipe(config_path)
+    state = run_contrastive(recipe)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, one process reports
+        return
+    last = state.history[-1] if state.history else {}
+    shown = "  ".join(f"{k}={v:.4f}" for k, v in last.items() if k not in ("epoch", "step"))
+    click.echo(
+        f"epoch {state.epoch}, step {state.step}: {shown}; best model in {recipe.train.output / 'best'}"
+    )
+
+
+@train_group.command("export")
+@click.argument("model_path", type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["official", "ours"]),
+    default="official",
+    show_default=True,
+    help="official: the reference's .pth layout; ours: model.safetensors + config.json.",
+)
+@friendly_errors
+def export_command(model_path: Path, output: Path, fmt: str) -> None:
+    """Write a trained model in the official .pth layout (for the reference's scripts) or in ours."""
+    from clamp3.encoder import CLaMP3
+    from clamp3.model.checkpoint import save_official
+
+    encoder = CLaMP3.from_pretrained(model_path, device="cpu")
+    if fmt == "official":
+        save_official(encoder.model, output)
+    else:
+        encoder.save_pretrained(output)
+    click.echo(f"wrote {output}")

@@ -1,0 +1,89 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from clamp3.pipeline import Pipeline
+from clamp3.train.contrastive import ContrastiveSettings, ContrastiveTask
+from clamp3.train.data import load_examples, read_jsonl
+from clamp3.train.loop import Trainer, TrainSettings
+from clamp3.train.schedule import warmup_cosine, warmup_cosine_factor
+from tests.train_toy import tiny_encoder, write_toy_corpus
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("toy")
+    return read_jsonl(write_toy_corpus(directory, per_style=4))
+
+
+def _task(records, seed=0, dropout=0.1, batch_size=8, group=None):
+    encoder = tiny_encoder(seed, dropout)
+    examples, failures = load_examples(records, Pipeline(encoder), "symbolic")
+    assert not failures
+    train = [e for i, e in enumerate(examples) if i % 4]
+    validation = [e for i, e in enumerate(examples) if not i % 4]
+    settings = ContrastiveSettings(batch_size=batch_size, seed=3)
+    return ContrastiveTask(encoder, train, validation, settings, group)
+
+
+def test_warmup_then_cosine_follows_its_formula():
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.AdamW([parameter], lr=0.1)
+    scheduler = warmup_cosine(optimizer, warmup_steps=10, total_steps=110, min_ratio=0.1)
+    seen = {}
+    for step in range(120):
+        seen[step] = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+    assert seen[0] == 0.0 and seen[5] == pytest.approx(0.05) and seen[10] == pytest.approx(0.1)
+    assert seen[60] == pytest.approx(0.1 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5))))
+    assert seen[110] == pytest.approx(0.01) and seen[119] == pytest.approx(0.01)
+    assert warmup_cosine_factor(35, 10, 110) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.25)))
+
+
+def test_training_lowers_the_loss_and_lifts_validation_mrr_above_chance(corpus, tmp_path):
+    task = _task(corpus)
+    before = task.validate()["val_mrr"]
+    settings = TrainSettings(
+        output=tmp_path, epochs=15, learning_rate=5e-3, warmup_steps=3, show_progress=False
+    )
+    state = Trainer(task, settings).fit()
+    losses = [row["train_loss"] for row in state.history]
+    chance = np.mean(1 / np.arange(1, 9))  # 8 validation tunes
+    assert np.mean(losses[-3:]) < 0.8 * losses[0]  # per-epoch losses are noisy: 3 batches of 8
+    assert state.history[-1]["val_mrr"] > max(before, chance) + 0.3
+    assert (tmp_path / "metrics.csv").read_text().startswith("epoch,step,lr,train_loss,val_mrr")
+    assert (tmp_path / "best" / "model.safetensors").exists()
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def _parameters(task):
+    return {k: v.detach().clone() for k, v in task.model.state_dict().items()}
+
+
+def test_stop_and_resume_gives_bit_identical_parameters(corpus, tmp_path):
+    def settings(output, max_steps):
+        return TrainSettings(
+            output=output,
+            epochs=3,
+            learning_rate=1e-3,
+            warmup_steps=2,
+            checkpoint_every=1,
+            max_steps=max_steps,
+            show_progress=False,
+            tensorboard=False,
+        )
+
+    straight = _task(corpus)
+    Trainer(straight, settings(tmp_path / "a", 7)).fit()
+    first = _task(corpus)
+    Trainer(first, settings(tmp_path / "b", 4)).fit()  # stops mid-epoch 2 (3 steps per epoch)
+    resumed = _task(corpus, seed=99)  # different initial weights: all must come from the checkpoint
+    state = Trainer(resumed, settings(tmp_path / "b", 7)).fit()
+    assert state.step == 7
+    expected, got = _parameters(straight), _parameters(resumed)
+    assert expected.keys() == got.keys()
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), name
