@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import (
     BertTokenizer,
     BlipConfig,
@@ -58,29 +57,10 @@ def expected_outputs(directory: Path, case: dict) -> tuple[np.ndarray, np.ndarra
 
 
 def tiny_tokenizer(words: list[str] | dict[str, int]) -> PreTrainedTokenizerFast:
-    """A RoBERTa-shaped word-level tokenizer (ids 0-3 = <s>, <pad>, </s>, <unk>) for the tiny models.
+    """A RoBERTa-shaped word-level tokenizer (ids 0-3 = <s>, <pad>, </s>, <unk>) for the tiny models."""
+    from tests.train_toy import example
 
-    ``words`` get the next free ids, or the ids a mapping gives them.
-    """
-    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
-    if isinstance(words, dict):
-        vocab.update(words)
-    for word in words:
-        vocab.setdefault(word, len(vocab))
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    backend.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token="<s>",
-        eos_token="</s>",
-        sep_token="</s>",
-        cls_token="<s>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-    )
+    return example.build_tokenizer(words)
 
 
 def build_tiny_blip(directory: Path) -> Path:
