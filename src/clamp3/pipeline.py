@@ -87,13 +87,14 @@ def _folder_fingerprint(directory: Path) -> str:
 class Pipeline:
     """Turns files into vectors with one model, caching conversions and vectors.
 
+    ``model=None`` gives a converter only (symbolic and text files to model input, CLaMP 3's routes).
     ``cache=None`` disables caching. ``mert`` and ``captioner`` (in ``options``) are only loaded
     when an audio file or an image is met.
     """
 
     def __init__(
         self,
-        model: CLaMP3,
+        model: CLaMP3 | None,
         cache: FeatureCache | None = None,
         options: PipelineOptions | None = None,
     ) -> None:
@@ -104,6 +105,11 @@ class Pipeline:
         self._captioner = None
         self.encoder_calls = 0
         """How many times the model's encoder ran (0 on a fully cached re-run)."""
+
+    @property
+    def family(self) -> str:
+        """The model family whose input routes apply (CLaMP 3's when converting without a model)."""
+        return self.model.family if self.model is not None else "clamp3"
 
     # ------------------------------------------------------------------ files -> items
 
@@ -120,7 +126,7 @@ class Pipeline:
         items: list[Item] = []
         failures: list[InputError] = []
         prepared: dict[Path, list[Item] | InputError] = {}
-        if self.model.family == "clamp1":
+        if self.family == "clamp1":
             for path, kind in files:
                 if kind not in _CLAMP1_KINDS:
                     prepared[path] = InputError(
@@ -172,7 +178,7 @@ class Pipeline:
 
             text = self._cached_text("midi", path, lambda: midi_to_mtf(path, m3_compatible=True))
             return [Item(str(path), kind, text, path)]
-        if kind in (FileKind.ABC, FileKind.MUSICXML) and self.model.family == "clamp1":
+        if kind in (FileKind.ABC, FileKind.MUSICXML) and self.family == "clamp1":
             return self._clamp1_sheet_items(path, kind)
         if kind in (FileKind.ABC, FileKind.MUSICXML):
             return self._sheet_items(path, kind)

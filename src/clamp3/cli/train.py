@@ -1,4 +1,4 @@
-"""``clamp3 train contrastive | export``."""
+"""``clamp3 train contrastive | m3 | export``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,13 @@ import click
 
 from clamp3.cli.common import friendly_errors
 
+_RECIPE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def _is_reporting_process() -> bool:
+    """Under torchrun, only the first process reports."""
+    return os.environ.get("RANK", "0") == "0"
+
 
 @click.group("train")
 def train_group() -> None:
@@ -16,13 +23,7 @@ def train_group() -> None:
 
 
 @train_group.command("contrastive")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="Training recipe (TOML); see clamp3.train.recipe.",
-)
+@click.option("--config", "config_path", type=_RECIPE, required=True, help="Training recipe (TOML).")
 @friendly_errors
 def contrastive_command(config_path: Path) -> None:
     """Align text with symbolic music or audio; resumes from OUTPUT/checkpoint.pt when present."""
@@ -30,13 +31,35 @@ def contrastive_command(config_path: Path) -> None:
 
     recipe = load_recipe(config_path)
     state = run_contrastive(recipe)
-    if os.environ.get("RANK", "0") != "0":  # under torchrun, one process reports
-        return
-    last = state.history[-1] if state.history else {}
-    shown = "  ".join(f"{k}={v:.4f}" for k, v in last.items() if k not in ("epoch", "step"))
-    click.echo(
-        f"epoch {state.epoch}, step {state.step}: {shown}; best model in {recipe.train.output / 'best'}"
-    )
+    if _is_reporting_process():
+        last = state.history[-1] if state.history else {}
+        shown = "  ".join(f"{k}={v:.4f}" for k, v in last.items() if k not in ("epoch", "step"))
+        click.echo(
+            f"epoch {state.epoch}, step {state.step}: {shown}; best model in {recipe.train.output / 'best'}"
+        )
+
+
+@train_group.command("m3")
+@click.option(
+    "--config",
+    "config_path",
+    type=_RECIPE,
+    required=True,
+    help="M3 pretraining recipe (TOML: [model], [data] train = [folders], [m3], [train]).",
+)
+@friendly_errors
+def m3_command(config_path: Path) -> None:
+    """Pretrain the symbolic tower with masked patch modelling (M3) on unlabelled scores and MIDI."""
+    from clamp3.train.recipe import load_m3_recipe, run_m3
+
+    recipe = load_m3_recipe(config_path)
+    state = run_m3(recipe)
+    if _is_reporting_process():
+        last = state.history[-1] if state.history else {}
+        click.echo(
+            f"epoch {state.epoch}, step {state.step}: val_loss={last.get('val_loss', float('nan')):.4f}; "
+            f"best model in {recipe.train.output / 'best' / 'm3.pth'}"
+        )
 
 
 @train_group.command("export")
@@ -50,13 +73,23 @@ def contrastive_command(config_path: Path) -> None:
     show_default=True,
     help="official: the reference's .pth layout; ours: model.safetensors + config.json.",
 )
+@click.option(
+    "--adapter",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A LoRA adapter (best/ of a run with [lora]) to merge into the model first.",
+)
 @friendly_errors
-def export_command(model_path: Path, output: Path, fmt: str) -> None:
+def export_command(model_path: Path, output: Path, fmt: str, adapter: Path | None) -> None:
     """Write a trained model in the official .pth layout (for the reference's scripts) or in ours."""
     from clamp3.encoder import CLaMP3
     from clamp3.model.checkpoint import save_official
 
     encoder = CLaMP3.from_pretrained(model_path, device="cpu")
+    if adapter is not None:
+        from clamp3.train.lora import load_adapter, merge_adapter
+
+        merged = merge_adapter(load_adapter(encoder.model, adapter))
+        encoder = CLaMP3(merged, device="cpu", tokenizer_dir=encoder._tokenizer_dir)
     if fmt == "official":
         save_official(encoder.model, output)
     else:

@@ -176,4 +176,10 @@ class ContrastiveTask:
         return {"val_mrr": mrr, **{f"val_hit@{k}": value for k, value in hits.items()}}
 
     def save_model(self, directory: Path) -> None:
-        self.encoder.save_pretrained(directory)
+        """Our model format, or only the adapter when LoRA adapters are being trained."""
+        if hasattr(self.encoder.model, "lora_settings"):
+            from clamp3.train.lora import save_adapter
+
+            save_adapter(self.encoder.model, directory)
+        else:
+            self.encoder.save_pretrained(directory)

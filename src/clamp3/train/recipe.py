@@ -41,12 +41,15 @@ from clamp3.cache import FeatureCache
 from clamp3.config import CLaMP3Config
 from clamp3.encoder import CLaMP3
 from clamp3.errors import Clamp3Error, InputError
+from clamp3.model.m3 import M3Config, M3DecoderConfig, M3Model, load_m3, load_m3_encoder_into
 from clamp3.model.towers import CLaMP3Model
 from clamp3.pipeline import Pipeline, PipelineOptions
 from clamp3.train.contrastive import ContrastiveSettings, ContrastiveTask
 from clamp3.train.data import Example, load_examples, read_jsonl
 from clamp3.train.distributed import init_from_environment, shutdown
 from clamp3.train.loop import Trainer, TrainSettings, TrainState
+from clamp3.train.lora import LoraSettings, add_lora
+from clamp3.train.m3 import M3PretrainTask, M3TaskSettings
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class ModelSection:
     init: str | None = None
     config: Path | None = None
     tokenizer: Path | None = None
+    m3: Path | None = None
+    """An M3 checkpoint (official layout, such as ``best/m3.pth`` of ``clamp3 train m3``)."""
     attention: str = "sdpa"
     device: str | None = None
 
@@ -73,6 +78,37 @@ class Recipe:
     data: DataSection
     contrastive: ContrastiveSettings = field(default_factory=ContrastiveSettings)
     train: TrainSettings = field(default_factory=lambda: TrainSettings(output=Path("runs/clamp3")))
+    lora: LoraSettings | None = None
+    """With a ``[lora]`` section only adapters are trained, and ``best/`` holds the adapter alone."""
+
+
+@dataclass(frozen=True)
+class M3ModelSection:
+    init: Path | None = None
+    """Continue from an M3 checkpoint (official layout)."""
+    config: Path | None = None
+    """A CLaMP 3 ``config.json`` whose symbolic tower is pretrained (default: the official sizes)."""
+    decoder_layers: int = 3
+    decoder_heads: int = 12
+    decoder_intermediate: int = 3072
+    attention: str = "sdpa"
+    device: str | None = None
+
+
+@dataclass(frozen=True)
+class M3DataSection:
+    train: tuple[Path, ...]
+    """Files and folders of sheet music, ABC, MIDI or MTF."""
+    validation: tuple[Path, ...] = ()
+    cache: bool = True
+
+
+@dataclass(frozen=True)
+class M3Recipe:
+    model: M3ModelSection
+    data: M3DataSection
+    m3: M3TaskSettings = field(default_factory=M3TaskSettings)
+    train: TrainSettings = field(default_factory=lambda: TrainSettings(output=Path("runs/m3")))
 
 
 def _section(cls: type, values: dict[str, Any], name: str, base: Path, paths: tuple[str, ...]) -> Any:
@@ -82,47 +118,70 @@ def _section(cls: type, values: dict[str, Any], name: str, base: Path, paths: tu
         raise Clamp3Error(
             f"[{name}]: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
         )
-    values = {
-        key: (
-            base / value
-            if key in paths and value is not None
-            else tuple(value)
-            if isinstance(value, list)
-            else value
-        )
-        for key, value in values.items()
-    }
+
+    def resolve(key: str, value: Any) -> Any:
+        if isinstance(value, list):
+            return tuple(base / v if key in paths else v for v in value)
+        return base / value if key in paths and value is not None else value
+
     try:
-        return cls(**values)
+        return cls(**{key: resolve(key, value) for key, value in values.items()})
     except TypeError as exc:
         raise Clamp3Error(f"[{name}]: {exc}") from None
 
 
-def load_recipe(path: str | Path) -> Recipe:
-    """Read a training TOML file; unknown or missing settings are reported by section."""
+def _read_toml(path: Path, sections: set[str]) -> dict[str, Any]:
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib
 
-    path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise InputError(path, f"not a readable TOML file ({exc})") from exc
-    base = path.parent
-    unknown = sorted(set(data) - {"model", "data", "contrastive", "train"})
+    unknown = sorted(set(data) - sections)
     if unknown:
-        raise InputError(path, f"unknown section(s) {', '.join(unknown)}")
-    if "data" not in data or "train" not in data.get("data", {}):
-        raise InputError(path, '[data] train = "...jsonl" is required')
+        known = ", ".join(sorted(sections))
+        raise InputError(path, f"unknown section(s) {', '.join(unknown)}; known: {known}")
+    if "train" not in data.get("data", {}):
+        raise InputError(path, "[data] train = ... is required")
+    return data
+
+
+def _train_settings(data: dict[str, Any], base: Path, default_output: str) -> TrainSettings:
+    return _section(
+        TrainSettings, {"output": default_output, **data.get("train", {})}, "train", base, ("output",)
+    )
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read a contrastive training TOML file; unknown or missing settings are reported by section."""
+    path = Path(path)
+    data = _read_toml(path, {"model", "data", "contrastive", "train", "lora"})
+    base = path.parent
     return Recipe(
-        model=_section(ModelSection, data.get("model", {}), "model", base, ("config", "tokenizer")),
+        model=_section(ModelSection, data.get("model", {}), "model", base, ("config", "tokenizer", "m3")),
         data=_section(DataSection, data["data"], "data", base, ("train", "validation")),
         contrastive=_section(ContrastiveSettings, data.get("contrastive", {}), "contrastive", base, ()),
-        train=_section(
-            TrainSettings, {"output": "runs/clamp3", **data.get("train", {})}, "train", base, ("output",)
-        ),
+        train=_train_settings(data, base, "runs/clamp3"),
+        lora=_section(LoraSettings, data["lora"], "lora", base, ()) if "lora" in data else None,
+    )
+
+
+def load_m3_recipe(path: str | Path) -> M3Recipe:
+    """Read an M3 pretraining TOML file (sections model, data, m3, train)."""
+    path = Path(path)
+    data = _read_toml(path, {"model", "data", "m3", "train"})
+    base = path.parent
+    listed = {
+        k: [v] if isinstance(v, str) else v for k, v in data["data"].items() if k in ("train", "validation")
+    }
+    return M3Recipe(
+        model=_section(M3ModelSection, data.get("model", {}), "model", base, ("init", "config")),
+        data=_section(M3DataSection, {**data["data"], **listed}, "data", base, ("train", "validation")),
+        m3=_section(M3TaskSettings, data.get("m3", {}), "m3", base, ()),
+        train=_train_settings(data, base, "runs/m3"),
     )
 
 
@@ -139,6 +198,8 @@ def build_encoder(section: ModelSection, device: torch.device) -> CLaMP3:
         from transformers import AutoTokenizer
 
         encoder._tokenizer = AutoTokenizer.from_pretrained(str(section.tokenizer))
+    if section.m3 is not None:
+        load_m3_encoder_into(encoder.model, section.m3)
     return encoder
 
 
@@ -179,7 +240,50 @@ def run_contrastive(recipe: Recipe) -> TrainState:
         if group.is_main:
             for failure in failures:
                 print(f"skipped: {failure}", file=sys.stderr)
+        if recipe.lora is not None:
+            add_lora(encoder.model, recipe.lora)
         task = ContrastiveTask(encoder, train, validation, recipe.contrastive, group)
+        return Trainer(task, recipe.train, group, device).fit()
+    finally:
+        shutdown(group)
+
+
+def _symbolic_texts(paths: tuple[Path, ...], cache: FeatureCache | None) -> list[str]:
+    """Model-input texts (interleaved ABC, MTF) of every symbolic file under ``paths``."""
+    from clamp3.modality import FileKind
+
+    symbolic_kinds = (FileKind.ABC, FileKind.MUSICXML, FileKind.MIDI, FileKind.MTF)
+    pipeline = Pipeline(None, cache)
+    files, _ = pipeline.collect(paths)
+    items, failures = pipeline.items_from_files([(p, k) for p, k in files if k in symbolic_kinds])
+    for failure in failures:
+        print(f"skipped: {failure}", file=sys.stderr)
+    return [item.data for item in items]
+
+
+def run_m3(recipe: M3Recipe) -> TrainState:
+    """M3 pretraining, resuming from ``output/checkpoint.pt``; the best model goes to ``best/m3.pth``."""
+    device = torch.device(recipe.model.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    group = init_from_environment(device)
+    if device.type == "cuda":
+        device = torch.device("cuda", group.local_rank)
+    try:
+        torch.manual_seed(recipe.train.seed)
+        section = recipe.model
+        symbolic = (
+            CLaMP3Config.load(section.config).symbolic if section.config else M3Config.official().symbolic
+        )
+        decoder = M3DecoderConfig(section.decoder_layers, section.decoder_heads, section.decoder_intermediate)
+        config = M3Config(symbolic, decoder)
+        model = (
+            load_m3(section.init, config, section.attention)
+            if section.init
+            else M3Model(config, section.attention)
+        )
+        cache = FeatureCache() if recipe.data.cache else None
+        texts = _symbolic_texts(recipe.data.train, cache)
+        validation = _symbolic_texts(recipe.data.validation, cache) if recipe.data.validation else None
+        task = M3PretrainTask(model.to(device), texts, validation, recipe.m3)
         return Trainer(task, recipe.train, group, device).fit()
     finally:
         shutdown(group)
