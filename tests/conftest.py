@@ -20,6 +20,16 @@ def shared_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Every test writes its cache entries (and the converted e5 backbone) into one session folder,
+    never into the user's cache."""
+    root = tmp_path_factory.mktemp("clamp3-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CLAMP3_CACHE_DIR", str(root))
+        yield root
+
+
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     """``../shared/fixtures/reference``: outputs of the reference CLaMP 3 implementation."""

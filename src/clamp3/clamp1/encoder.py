@@ -83,7 +83,7 @@ class CLaMP1(EncoderBase):
         save_clamp1_weights(self.model, self.config, directory)
         self.save_tokenizer(directory / TOKENIZER_DIR)
 
-    def _tokenizer_name(self) -> str | None:
+    def _tokenizer_source(self) -> str | None:
         return self.config.tokenizer
 
     # ------------------------------------------------------------------ public encoders

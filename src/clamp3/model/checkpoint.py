@@ -221,9 +221,18 @@ def save_official(model: nn.Module, path: Path, epoch: int = 0, min_eval_loss: f
     atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
 
 
-def save_weights(model: nn.Module, config: CLaMP3Config, directory: Path) -> None:
-    """Write ``model.safetensors`` and ``config.json`` into ``directory``, each file atomically."""
+def save_weights(
+    model: nn.Module, config: CLaMP3Config, directory: Path, exclude: tuple[str, ...] = ()
+) -> None:
+    """Write ``model.safetensors`` and ``config.json`` into ``directory``, each file atomically.
+
+    Keys starting with one of ``exclude`` (an external backbone's) are left out.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in _drop_volatile(model.state_dict()).items()}
+    state = {
+        k: v.detach().contiguous().cpu()
+        for k, v in _drop_volatile(model.state_dict()).items()
+        if not (exclude and k.startswith(exclude))
+    }
     atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
     atomic_write(directory / CONFIG_FILE, config.save)

@@ -152,8 +152,9 @@ class EncoderBase:
             show_progress=show_progress,
         )
 
-    def _tokenizer_name(self) -> str | None:
-        """The hub name of the text tokenizer when the model folder does not carry one."""
+    def _tokenizer_source(self) -> str | Path | None:
+        """Where the text tokenizer comes from when the model folder does not carry one: a hub name
+        (resolved through the registry) or a folder."""
         raise NotImplementedError
 
     @property
@@ -164,9 +165,11 @@ class EncoderBase:
 
             from clamp3.hub import REGISTRY, snapshot_dir
 
-            name = self._tokenizer_name()
+            name = self._tokenizer_source()
             if self._tokenizer_dir is not None:
                 source: str | Path = self._tokenizer_dir
+            elif isinstance(name, Path):
+                source = name
             elif name is not None:
                 entry = next((e for e in REGISTRY.values() if e.repo == name and e.kind == "tokenizer"), None)
                 source = snapshot_dir(entry) if entry is not None else name

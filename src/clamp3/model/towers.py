@@ -39,16 +39,17 @@ def _hf_kwargs(encoder: EncoderConfig, attn_implementation: AttentionImpl) -> di
 
 
 def build_bert(encoder: EncoderConfig, attn_implementation: AttentionImpl) -> BertModel:
-    """A ``BertModel`` (with pooler, as in the reference) of the given sizes."""
-    return BertModel(BertConfig(**_hf_kwargs(encoder, attn_implementation)))
+    """A ``BertModel`` of the given sizes (with a pooler unless the config says otherwise)."""
+    return BertModel(BertConfig(**_hf_kwargs(encoder, attn_implementation)), add_pooling_layer=encoder.pooler)
 
 
 def build_text_encoder(text: TextConfig, attn_implementation: AttentionImpl) -> nn.Module:
     """XLM-R (positions derived from the ids, pad id 1) or BERT (positions from 0)."""
     kwargs = _hf_kwargs(text.encoder, attn_implementation)
     if text.architecture == "xlm-roberta":
-        return XLMRobertaModel(XLMRobertaConfig(bos_token_id=0, eos_token_id=2, **kwargs))
-    return BertModel(BertConfig(**kwargs))
+        config = XLMRobertaConfig(bos_token_id=0, eos_token_id=2, **kwargs)
+        return XLMRobertaModel(config, add_pooling_layer=text.encoder.pooler)
+    return build_bert(text.encoder, attn_implementation)
 
 
 class M3PatchEncoder(nn.Module):

@@ -116,6 +116,8 @@ class ContrastiveTask:
         self.settings = settings
         other = next(t for t in MUSIC_TOWERS if t != settings.tower)
         freeze_towers(encoder.model, {other, *settings.freeze})
+        if encoder.config.text.backbone is not None:  # external backbones stay as they are (LiT)
+            encoder.model.text_model.requires_grad_(False)
         self.model = ContrastiveModel(encoder.model, settings, self.group)
 
     # ------------------------------------------------------------------ batches

@@ -42,7 +42,6 @@ from clamp3.config import CLaMP3Config
 from clamp3.encoder import CLaMP3
 from clamp3.errors import Clamp3Error, InputError
 from clamp3.model.m3 import M3Config, M3DecoderConfig, M3Model, load_m3, load_m3_encoder_into
-from clamp3.model.towers import CLaMP3Model
 from clamp3.pipeline import Pipeline, PipelineOptions
 from clamp3.train.contrastive import ContrastiveSettings, ContrastiveTask
 from clamp3.train.data import Example, load_examples, read_jsonl
@@ -192,8 +191,7 @@ def build_encoder(section: ModelSection, device: torch.device) -> CLaMP3:
     if section.init is not None:
         encoder = CLaMP3.from_pretrained(section.init, device=device, attn_implementation=section.attention)
     else:
-        model = CLaMP3Model(CLaMP3Config.load(section.config), attn_implementation=section.attention)
-        encoder = CLaMP3(model, device=device)
+        encoder = CLaMP3.new(CLaMP3Config.load(section.config), device, attn_implementation=section.attention)
     if section.tokenizer is not None:
         from transformers import AutoTokenizer
 
