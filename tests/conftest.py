@@ -30,6 +30,17 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory):
         yield root
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, which spin-wait to a crawl on a busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     """``../shared/fixtures/reference``: outputs of the reference CLaMP 3 implementation."""

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from clamp3.errors import CheckpointError, InputError
@@ -15,14 +14,7 @@ from clamp3.preprocess.image import BlipCaptioner, CaptionResult, caption_files,
 from tests.tiny import BLIP_WORDS as WORDS
 from tests.tiny import build_tiny_blip
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """The model is tiny: extra threads only spin, and slow down other work on the machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -49,26 +49,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _train(workspace: Path, name: str) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable,
+        "-m",
+        "clamp3",
+        "train",
+        "contrastive",
+        "--config",
+        str(_recipe(workspace, name)),
+    ]
+    return subprocess.run(command, capture_output=True, text=True, env=_env())
+
+
 def _train_loss(run: Path) -> float:
     with (run / "metrics.csv").open() as handle:
         return float(list(csv.DictReader(handle))[-1]["train_loss"])
 
 
 def test_two_gloo_processes_match_one_process_on_the_same_global_batch(workspace):
-    single = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "clamp3",
-            "train",
-            "contrastive",
-            "--config",
-            str(_recipe(workspace, "single")),
-        ],
-        capture_output=True,
-        text=True,
-        env=_env(),
-    )
+    single = _train(workspace, "single")
     assert single.returncode == 0, single.stderr
     assert "best model in" in single.stdout
     ddp = subprocess.run(
@@ -103,20 +103,7 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batch(workspace
 def test_export_to_the_official_layout(workspace):
     run = workspace / "single"
     if not (run / "best").exists():
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "clamp3",
-                "train",
-                "contrastive",
-                "--config",
-                str(_recipe(workspace, "single")),
-            ],
-            check=True,
-            capture_output=True,
-            env=_env(),
-        )
+        assert _train(workspace, "single").returncode == 0
     target = workspace / "exported.pth"
     result = subprocess.run(
         [sys.executable, "-m", "clamp3", "train", "export", str(run / "best"), "-o", str(target)],

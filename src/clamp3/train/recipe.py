@@ -45,7 +45,7 @@ from clamp3.model.m3 import M3Config, M3DecoderConfig, M3Model, load_m3, load_m3
 from clamp3.pipeline import Pipeline, PipelineOptions
 from clamp3.train.contrastive import ContrastiveSettings, ContrastiveTask
 from clamp3.train.data import Example, load_examples, read_jsonl
-from clamp3.train.distributed import init_from_environment, shutdown
+from clamp3.train.distributed import ProcessGroup, init_from_environment, shutdown
 from clamp3.train.loop import Trainer, TrainSettings, TrainState
 from clamp3.train.lora import LoraSettings, add_lora
 from clamp3.train.m3 import M3PretrainTask, M3TaskSettings
@@ -213,12 +213,18 @@ def split_examples(
     ]
 
 
-def run_contrastive(recipe: Recipe) -> TrainState:
-    """Train, resuming from ``output/checkpoint.pt`` when present; the best model goes to ``output/best``."""
-    device = torch.device(recipe.model.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+def _start(device_name: str | None) -> tuple[torch.device, ProcessGroup]:
+    """This process's device and its place in the ``torchrun`` group (one GPU per local rank)."""
+    device = torch.device(device_name or ("cuda" if torch.cuda.is_available() else "cpu"))
     group = init_from_environment(device)
     if device.type == "cuda":
         device = torch.device("cuda", group.local_rank)
+    return device, group
+
+
+def run_contrastive(recipe: Recipe) -> TrainState:
+    """Train, resuming from ``output/checkpoint.pt`` when present; the best model goes to ``output/best``."""
+    device, group = _start(recipe.model.device)
     try:
         torch.manual_seed(recipe.train.seed)  # a new model's random weights are the same on every process
         encoder = build_encoder(recipe.model, device)
@@ -261,10 +267,7 @@ def _symbolic_texts(paths: tuple[Path, ...], cache: FeatureCache | None) -> list
 
 def run_m3(recipe: M3Recipe) -> TrainState:
     """M3 pretraining, resuming from ``output/checkpoint.pt``; the best model goes to ``best/m3.pth``."""
-    device = torch.device(recipe.model.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    group = init_from_environment(device)
-    if device.type == "cuda":
-        device = torch.device("cuda", group.local_rank)
+    device, group = _start(recipe.model.device)
     try:
         torch.manual_seed(recipe.train.seed)
         section = recipe.model
