@@ -52,3 +52,15 @@ def test_damaged_entries_are_misses(tmp_path):
     (tmp_path / "ab" / ("ab" + "0" * 62 + ".npy")).write_bytes(b"garbage")
     assert cache.get_array("ab" + "0" * 62) is None
     assert cache.get_text("cd" + "0" * 62) is None
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from clamp3.fileio import atomic_write
+
+    atomic_write(tmp_path / "out.txt", lambda tmp: tmp.write_text("x"))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == 0o666 & ~mask

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+
+@functools.cache
+def _file_mode() -> int:
+    """The mode a plain ``open()`` would give a new file under this process's umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def atomic_write(target: Path, write: Callable[[Path], object]) -> None:
@@ -19,6 +28,7 @@ def atomic_write(target: Path, write: Callable[[Path], object]) -> None:
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        tmp.chmod(_file_mode())  # mkstemp files are private (0600); outputs should look like any file
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
