@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -253,3 +254,18 @@ def test_split_is_by_tune_and_deterministic(corpus):
         p for p in corpus["oneills1850"] if re.search(r"0732-0758_(bs|mh)", p.file) and p.number == "732"
     ]
     assert len(twins) == 2 and splits[twins[0].id] == splits[twins[1].id]
+
+
+def test_the_committed_split_is_what_the_builder_assigns():
+    pytest.importorskip("music21")
+    from clamp3.train.opendata.build import assign_splits
+    from clamp3.train.opendata.corpus import training_pieces
+
+    folder = Path(__file__).resolve().parents[1] / "data" / "opendata-splits"
+    committed = {
+        line: split
+        for split in ("train", "validation", "test")
+        for line in (folder / f"{split}.txt").read_text().splitlines()
+    }
+    assigned = assign_splits(training_pieces(), 42, (0.9, 0.05, 0.05))
+    assert assigned == committed
