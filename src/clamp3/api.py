@@ -10,6 +10,7 @@ are read as they are, without a model.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,15 +37,38 @@ from clamp3.retrieval import (
 )
 from clamp3.retrieval import evaluate as evaluate_features
 
-DEFAULT_MODEL = "saas"
+OFFICIAL_MODEL = "saas"
+BUNDLED_MODEL = "default"
 PathLike = str | os.PathLike[str]
 
 
+def default_model_name() -> str:
+    """The model used when none is named: the official SAAS weights when they (and the XLM-R tokenizer)
+    are in the local cache, else the bundled open-data model."""
+    from clamp3.hub import cached_path, get_entry
+
+    official = get_entry(OFFICIAL_MODEL)
+    needed = [official, *(get_entry(name) for name in official.requires)]
+    if all(cached_path(entry, f) is not None for entry in needed for f in entry.files):
+        return OFFICIAL_MODEL
+    return BUNDLED_MODEL
+
+
 def load_model(model: Any = None, *, device: str | None = None, dtype: str | None = None) -> Any:
-    """``model`` itself if already loaded, else a CLaMP 3 or CLaMP 1 model loaded by name or path."""
+    """``model`` itself if already loaded, else a CLaMP 3 or CLaMP 1 model loaded by name or path.
+
+    With no model named, :func:`default_model_name` decides, and one line on stderr says which model is
+    in use when it is the bundled one.
+    """
     if model is not None and not isinstance(model, (str, os.PathLike)):
         return model
-    name = str(model or DEFAULT_MODEL)
+    name = str(model) if model else default_model_name()
+    if not model and name == BUNDLED_MODEL:
+        print(
+            f"clamp3: using the bundled '{BUNDLED_MODEL}' model (open data, see MODEL_CARD.md); for the "
+            f"official CLaMP 3 weights run `clamp3 models pull {OFFICIAL_MODEL}` (then they are the default)",
+            file=sys.stderr,
+        )
     if _is_clamp1(name):
         from clamp3.clamp1 import CLaMP1
 

@@ -79,11 +79,22 @@ class SymbolicConfig:
 
 @dataclass(frozen=True)
 class AudioConfig:
-    """Audio tower: a transformer over per-window audio feature vectors (MERT for the official model)."""
+    """Audio tower: a transformer over per-window audio feature vectors (MERT for the official model).
+
+    ``features`` names the front end (``mert-v1-95m`` or one of :mod:`clamp3.preprocess.frontends`);
+    ``input_size`` is the size of its vectors when it differs from the encoder's hidden size, in which
+    case a linear layer (``audio_input``) maps them to it.
+    """
 
     encoder: EncoderConfig
     max_frames: int = 128
     features: str = "mert-v1-95m"
+    input_size: int | None = None
+
+    @property
+    def feature_size(self) -> int:
+        """The size of one input vector."""
+        return self.input_size or self.encoder.hidden_size
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,11 @@ from clamp3.preprocess.text import join_lines
 def _load_weights(name_or_path: str | Path) -> LoadedWeights:
     if isinstance(name_or_path, str) and name_or_path in REGISTRY:
         entry = get_entry(name_or_path)
-        if entry.config is None:
+        if entry.config is None and not entry.bundled:
             raise Clamp3Error(f"{name_or_path!r} is a {entry.kind}, not a CLaMP 3 model")
         path = fetch(entry, entry.files[0])
+        if entry.bundled:
+            return read_weights(path.parent)
         return LoadedWeights(entry.config(), read_official_checkpoint(path), path)
     path = Path(name_or_path)
     if not path.exists():
@@ -140,6 +142,22 @@ class CLaMP3(EncoderBase):
         items = checked_token_ids(ids, self.config.text.encoder.vocab_size)
         return self._encode("text", items, global_features, batch_size, show_progress)
 
+    def pooled_text_features(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """``[N, text hidden size]``: the masked mean of the text encoder's last hidden states, before the
+        projection, of each text cut to ``max_length`` tokens (what a frozen backbone contributes)."""
+        ids = [row[: self.config.text.max_length] for row in self.tokenize(texts)]
+        order = np.argsort([len(row) for row in ids], kind="stable")
+        out = np.zeros((len(ids), self.config.text.encoder.hidden_size), dtype=np.float32)
+        pad = self.config.text.encoder.pad_token_id
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                chosen = order[start : start + batch_size]
+                batch, mask = self._collate([np.asarray(ids[i], dtype=np.int64) for i in chosen], pad)
+                hidden = self.model.hidden_states("text", batch, mask)
+                weights = mask.unsqueeze(-1).to(hidden.dtype)
+                out[chosen] = ((hidden * weights).sum(1) / weights.sum(1)).float().cpu().numpy()
+        return out
+
     def encode_symbolic(
         self,
         texts: Sequence[str],
@@ -171,7 +189,7 @@ class CLaMP3(EncoderBase):
         As in the reference, a zero vector is added before and after the windows.
         """
         require_list(features, "features")
-        dim = self.config.audio.encoder.hidden_size
+        dim = self.config.audio.feature_size
         items = []
         for i, array in enumerate(features):
             array = np.asarray(array, dtype=np.float32)

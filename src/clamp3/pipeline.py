@@ -10,7 +10,7 @@ others go on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from clamp3.cache import FeatureCache, digest, file_digest, sampled_file_digest
-from clamp3.errors import Clamp3Error, InputError
+from clamp3.errors import InputError
 from clamp3.hub.download import resolve_model_dir
 from clamp3.modality import FileKind, collect_files
+from clamp3.preprocess.frontends import front_end
+from clamp3.progress import progress_bar
 
 if TYPE_CHECKING:
     from clamp3.encoder import CLaMP3
@@ -34,6 +36,7 @@ STAGE_VERSIONS: Mapping[str, str] = MappingProxyType(
         "clamp1-sheet": "clamp1-sheet-1",
         "midi": "midi-m3-1",
         "mert": "mert-1",
+        "frontend": "frontend-1",
         "caption": "caption-1",
     }
 )
@@ -220,9 +223,10 @@ class Pipeline:
         results: dict[Path, list[Item] | InputError] = {}
         keys = {}
         todo = []
+        stage = self._audio_stage_key()
         for path in paths:
             try:
-                keys[path] = digest(STAGE_VERSIONS["mert"], self._mert_fingerprint(), file_digest(path))
+                keys[path] = digest(stage, file_digest(path))
             except OSError as exc:
                 results[path] = InputError(path, exc.strerror or str(exc))
                 continue
@@ -231,22 +235,41 @@ class Pipeline:
                 results[path] = [Item(str(path), FileKind.AUDIO, cached, path)]
             else:
                 todo.append(path)
-        if todo:
-            extractor = self._mert_extractor()
-            batch = self.options.audio_batch_size
-            for result in extractor.iter_extract(todo, batch, self.options.show_progress):
-                if result.error is not None:
-                    results[result.path] = result.error
-                    continue
-                if self.cache is not None:
-                    self.cache.put_array(keys[result.path], result.features)
-                results[result.path] = [Item(str(result.path), FileKind.AUDIO, result.features, result.path)]
+        for path, outcome in self._extract_audio(todo):
+            if isinstance(outcome, InputError):
+                results[path] = outcome
+                continue
+            if self.cache is not None:
+                self.cache.put_array(keys[path], outcome)
+            results[path] = [Item(str(path), FileKind.AUDIO, outcome, path)]
         return results
 
-    def _mert_fingerprint(self) -> str:
-        if self.model.config.audio.features != "mert-v1-95m":
-            raise Clamp3Error(f"unsupported audio front end {self.model.config.audio.features!r}")
-        return _folder_fingerprint(resolve_model_dir(self.options.mert))
+    def _audio_stage_key(self) -> str:
+        """What the cached features of an audio file depend on besides its bytes."""
+        name = self.model.config.audio.features
+        if name == "mert-v1-95m":
+            return digest(STAGE_VERSIONS["mert"], _folder_fingerprint(resolve_model_dir(self.options.mert)))
+        return digest(STAGE_VERSIONS["frontend"], front_end(name).name)
+
+    def _extract_audio(self, paths: list[Path]) -> Iterator[tuple[Path, np.ndarray | InputError]]:
+        if not paths:
+            return
+        name = self.model.config.audio.features
+        if name != "mert-v1-95m":
+            frontend = front_end(name)
+            with progress_bar(len(paths), "audio features", self.options.show_progress) as bar:
+                for path in paths:
+                    try:
+                        yield path, frontend.file_features(path)
+                    except InputError as exc:
+                        yield path, exc
+                    bar.advance(1)
+            return
+        extractor = self._mert_extractor()
+        for result in extractor.iter_extract(
+            paths, self.options.audio_batch_size, self.options.show_progress
+        ):
+            yield result.path, result.error if result.error is not None else result.features
 
     def _mert_extractor(self):
         if self._mert is None:

@@ -14,7 +14,10 @@ from clamp3.errors import Clamp3Error, InputError
 
 _MODEL_OPTIONS = (
     click.option(
-        "-m", "--model", default=None, help="Model name (saas, c2, clamp1-s512, ...) or path [saas]."
+        "-m",
+        "--model",
+        default=None,
+        help="Model name (default, saas, c2, clamp1-s512, ...) or path [saas if downloaded, else default].",
     ),
     click.option("--device", default=None, help="cpu, cuda, cuda:1 ... [cuda if available]."),
     click.option("--no-cache", is_flag=True, help="Do not read or write the feature cache."),

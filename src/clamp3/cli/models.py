@@ -22,7 +22,8 @@ def list_models() -> None:
     for entry in REGISTRY.values():
         have = sum(cached_path(entry, f) is not None for f in entry.files)
         state = "yes" if have == len(entry.files) else ("partial" if have else "no")
-        click.echo(f"{entry.name:<{width}}{entry.kind:<16}{entry.licence:<15}{state:<9}{entry.repo}")
+        where = "(bundled with clamp3)" if entry.bundled else entry.repo
+        click.echo(f"{entry.name:<{width}}{entry.kind:<16}{entry.licence:<15}{state:<9}{where}")
 
 
 @models.command()
@@ -53,7 +54,10 @@ def info(name: str) -> None:
     click.echo(f"name:       {entry.name}")
     click.echo(f"kind:       {entry.kind}")
     click.echo(f"summary:    {entry.summary}")
-    click.echo(f"repository: https://huggingface.co/{entry.repo} (revision {entry.revision})")
+    if entry.bundled:
+        click.echo(f"bundled:    {entry.local_dir}")
+    else:
+        click.echo(f"repository: https://huggingface.co/{entry.repo} (revision {entry.revision})")
     click.echo(f"licence:    {entry.licence}")
     if entry.notice:
         click.echo(f"notice:     {entry.notice}")

@@ -1,4 +1,4 @@
-"""``clamp3 train contrastive | m3 | export``."""
+"""``clamp3 train contrastive | m3 | default-model | export``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from clamp3.cli.common import friendly_errors
+from clamp3.train.default_model.settings import DefaultModelSettings as DefaultModelDefaults
 
 _RECIPE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -60,6 +61,48 @@ def m3_command(config_path: Path) -> None:
             f"epoch {state.epoch}, step {state.step}: val_loss={last.get('val_loss', float('nan')):.4f}; "
             f"best model in {recipe.train.output / 'best' / 'm3.pth'}"
         )
+
+
+@train_group.command("default-model")
+@click.option(
+    "--work",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for the data, derived inputs, checkpoints and the model (re-run to resume).",
+)
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="An open-data set already built (python -m clamp3.train.opendata.build); default WORK/opendata.",
+)
+@click.option("--epochs", type=int, default=DefaultModelDefaults.epochs, show_default=True)
+@click.option("--seed", type=int, default=DefaultModelDefaults.seed, show_default=True)
+@click.option("--workers", type=int, default=DefaultModelDefaults.workers, show_default=True)
+@click.option("--max-steps", type=int, help="Stop after this many steps (resume later to go on).")
+@click.option("--device", help="cpu or cuda (default: cuda when available).")
+@friendly_errors
+def default_model_command(
+    work: Path,
+    data: Path | None,
+    epochs: int,
+    seed: int,
+    workers: int,
+    max_steps: int | None,
+    device: str | None,
+) -> None:
+    """Rebuild the bundled default model from open data: data set, renderings, training, export."""
+    from clamp3.train.default_model.recipe import train_default_model
+    from clamp3.train.default_model.settings import DefaultModelSettings
+
+    settings = DefaultModelSettings(
+        work=work, opendata=data, epochs=epochs, seed=seed, workers=workers, max_steps=max_steps
+    )
+    state = train_default_model(settings, device)
+    best = max((row.get("val_mrr", 0.0) for row in state.history), default=0.0)
+    if state.finished:
+        click.echo(f"{state.epoch} epochs, best val_mrr={best:.4f}; model in {settings.model}")
+    else:
+        click.echo(f"stopped at step {state.step} (val_mrr so far {best:.4f}); run again to resume")
 
 
 @train_group.command("export")

@@ -22,7 +22,10 @@ from clamp3.progress import progress_bar
 
 
 def cached_path(entry: ModelEntry, filename: str) -> Path | None:
-    """The file's path in the local hub cache, or ``None`` when it has not been downloaded."""
+    """The file's path in the local hub cache (or in the package, when bundled), ``None`` if absent."""
+    if entry.bundled:
+        path = entry.local_dir / filename
+        return path if path.is_file() else None
     found = try_to_load_from_cache(entry.repo, filename, revision=entry.revision)
     return Path(found) if isinstance(found, str) else None
 
@@ -32,6 +35,8 @@ def fetch(entry: ModelEntry, filename: str, show_progress: bool = True) -> Path:
     cached = cached_path(entry, filename)
     if cached is not None:
         return cached
+    if entry.bundled:
+        _unavailable(entry, filename, "the file is missing from the installed package")
     if constants.HF_HUB_OFFLINE:
         _unavailable(entry, filename, "HF_HUB_OFFLINE is set")
     try:

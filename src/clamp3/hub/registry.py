@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
@@ -14,6 +15,9 @@ from clamp3.config import CLaMP3Config
 from clamp3.errors import ModelNotAvailableError
 
 EntryKind = Literal["clamp3", "clamp1", "tokenizer", "audio-features", "captioner"]
+
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "bundled"
+"""Models shipped inside the package (``clamp3/bundled/<name>/``)."""
 
 _CLAMP3_SUFFIX = (
     "_h_size_768_t_model_FacebookAI_xlm-roberta-base_t_length_128_a_size_768_a_layers_12"
@@ -37,6 +41,13 @@ class ModelEntry:
     notice: str = ""
     requires: tuple[str, ...] = ()
     config: Callable[[], CLaMP3Config] | None = None
+    bundled: bool = False
+    """Shipped inside the package (``files`` are in :attr:`local_dir`): nothing to download."""
+
+    @property
+    def local_dir(self) -> Path:
+        """The folder of a bundled model."""
+        return BUNDLED_DIR / self.name
 
 
 def _official(name: str) -> Callable[[], CLaMP3Config]:
@@ -47,6 +58,16 @@ REGISTRY: Mapping[str, ModelEntry] = MappingProxyType(
     {
         entry.name: entry
         for entry in (
+            ModelEntry(
+                name="default",
+                kind="clamp3",
+                repo="",
+                files=("model.safetensors", "config.json"),
+                licence="MIT",
+                summary="clamp3's bundled model, trained on open data only (see MODEL_CARD.md); "
+                "used when the official weights are not in the local cache",
+                bundled=True,
+            ),
             ModelEntry(
                 name="saas",
                 kind="clamp3",

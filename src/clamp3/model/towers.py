@@ -95,6 +95,8 @@ class CLaMP3Model(nn.Module):
         self.text_proj = nn.Linear(config.text.encoder.hidden_size, dim)
         self.symbolic_model = M3PatchEncoder(config.symbolic, attn_implementation)
         self.symbolic_proj = nn.Linear(config.symbolic.encoder.hidden_size, dim)
+        if config.audio.input_size is not None:
+            self.audio_input = nn.Linear(config.audio.input_size, config.audio.encoder.hidden_size)
         self.audio_model = build_bert(config.audio.encoder, attn_implementation)
         self.audio_proj = nn.Linear(config.audio.encoder.hidden_size, dim)
 
@@ -109,6 +111,8 @@ class CLaMP3Model(nn.Module):
         if tower == "symbolic":
             return self.symbolic_model(inputs, mask)
         if tower == "audio":
+            if self.config.audio.input_size is not None:
+                inputs = self.audio_input(inputs)
             return self.audio_model(inputs_embeds=inputs, attention_mask=mask).last_hidden_state
         raise ValueError(f"unknown tower {tower!r}; expected one of {TOWERS}")
 

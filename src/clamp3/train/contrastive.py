@@ -79,8 +79,9 @@ def freeze_towers(model: CLaMP3Model, towers: Sequence[Tower]) -> None:
     """Fix the given towers, and the parameters no loss ever reaches: the three poolers (CLaMP 3 pools
     by averaging) and the unused one-row word embeddings of the symbolic and audio encoders."""
     for tower in towers:
-        for module in (getattr(model, f"{tower}_model"), getattr(model, f"{tower}_proj")):
-            module.requires_grad_(False)
+        for part in ("input", "model", "proj"):
+            if (module := getattr(model, f"{tower}_{part}", None)) is not None:
+                module.requires_grad_(False)
     for encoder in (model.text_model, model.symbolic_model.base, model.audio_model):
         if encoder.pooler is not None:
             encoder.pooler.requires_grad_(False)
@@ -155,7 +156,7 @@ class ContrastiveTask:
             patches = self.encoder.patchilizer.encode(data, add_special_patches=True)
             start, stop = random_window(len(patches), config.symbolic.max_patches, rng)
             return patches[start:stop]
-        frames = np.asarray(data, dtype=np.float32).reshape(-1, config.audio.encoder.hidden_size)
+        frames = np.asarray(data, dtype=np.float32).reshape(-1, config.audio.feature_size)
         zero = np.zeros((1, frames.shape[1]), dtype=np.float32)
         frames = np.concatenate([zero, frames, zero])
         start, stop = random_window(len(frames), config.audio.max_frames, rng)

@@ -1,0 +1,89 @@
+"""``clamp3 train default-model``: the bundled model, rebuilt from nothing but open data.
+
+Stages, each resumable (re-running the command continues where it stopped):
+
+1. the open-data set (:mod:`clamp3.train.opendata.build`) unless ``--data`` names a built one;
+2. derived inputs (:mod:`.inputs`): renderings' front-end features, noisy MIDI, text vectors;
+3. contrastive training (:mod:`.task`) with checkpoints in ``work/training``;
+4. the best model, exported with half-precision weights to ``work/model``.
+
+Every random choice comes from the seed, so two runs with the same settings give the same model on
+the same hardware and library versions.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import torch
+
+from clamp3.encoder import CLaMP3
+from clamp3.train.default_model import inputs
+from clamp3.train.default_model.settings import DefaultModelSettings, bundled_config
+from clamp3.train.default_model.task import AlignTask, TuneViews
+from clamp3.train.loop import Trainer, TrainSettings, TrainState
+
+
+def prepare(settings: DefaultModelSettings, encoder: CLaMP3) -> dict[str, list[TuneViews]]:
+    """Build what is missing and return the training and validation tunes."""
+    if not (settings.data / "manifest.json").is_file():
+        from clamp3.train.opendata.build import BuildSettings, build
+
+        build(settings.data, settings=BuildSettings(seed=settings.seed, workers=settings.workers))
+    failures: dict[str, list[str]] = {}
+    tunes: dict[str, list[TuneViews]] = {}
+    for split in inputs.SPLITS:
+        pieces = inputs.read_pieces(settings.data, split)
+        failures[f"audio {split}"] = inputs.build_audio(settings, split, pieces)
+        failures[f"midi {split}"] = inputs.build_midi(settings, split, pieces)
+        if split == "test":
+            continue
+        inputs.build_text(settings, split, pieces, encoder)
+        text = np.load(inputs.text_path(settings, split))
+        tunes[split] = [
+            _views(settings, split, piece, vectors)
+            for piece, vectors in zip(pieces, text, strict=True)
+            if inputs.audio_path(settings, split, piece).is_file()
+            and all(path.is_file() for path in inputs.midi_paths(settings, split, piece))
+        ]
+    inputs.write_summary(settings, failures)
+    for stage, failed in failures.items():
+        for failure in failed:
+            print(f"skipped ({stage}): {failure}", file=sys.stderr)
+    return tunes
+
+
+def _views(settings: DefaultModelSettings, split: str, piece: inputs.Piece, text: np.ndarray) -> TuneViews:
+    return TuneViews(
+        id=piece.id,
+        text=text,
+        eval_text=piece.example.eval_text,
+        abc=piece.abc.read_text(encoding="utf-8"),
+        midi=tuple(path.read_text(encoding="utf-8") for path in inputs.midi_paths(settings, split, piece)),
+        audio=np.load(inputs.audio_path(settings, split, piece)),
+    )
+
+
+def train_default_model(settings: DefaultModelSettings, device: str | None = None) -> TrainState:
+    """Run every stage; the model ends up in ``settings.model``."""
+    torch.manual_seed(settings.seed)
+    encoder = CLaMP3.new(bundled_config(), device=device or "cpu")
+    tunes = prepare(settings, encoder)
+    task = AlignTask(encoder, tunes["train"], tunes["validation"], settings.batch_size, settings.seed)
+    train = TrainSettings(
+        output=settings.training,
+        epochs=settings.epochs,
+        learning_rate=settings.learning_rate,
+        warmup_steps=settings.warmup_steps,
+        min_lr_ratio=0.05,
+        weight_decay=0.01,
+        seed=settings.seed,
+        max_steps=settings.max_steps,
+        tensorboard=False,
+        show_progress=settings.show_progress,
+    )
+    state = Trainer(task, train).fit()
+    if state.finished:
+        CLaMP3.from_pretrained(settings.training / "best", device="cpu").save_pretrained(settings.model)
+    return state

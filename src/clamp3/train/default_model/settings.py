@@ -1,0 +1,90 @@
+"""The bundled default model's architecture and the settings of the recipe that trains it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from clamp3.config import AudioConfig, CLaMP3Config, EncoderConfig, SymbolicConfig, TextConfig
+from clamp3.hub.backbones import E5_SMALL
+from clamp3.preprocess.frontends import FRONT_ENDS
+
+FRONT_END = "pitchgram-v1"
+
+E5_SMALL_ENCODER = EncoderConfig(
+    hidden_size=384,
+    num_layers=12,
+    num_heads=12,
+    intermediate_size=1536,
+    max_positions=512,
+    layer_norm_eps=1e-12,
+    vocab_size=250037,
+    type_vocab_size=2,
+    pad_token_id=1,
+    pooler=False,
+)
+"""multilingual-e5-small, the frozen text backbone."""
+
+
+def bundled_config(name: str = "default") -> CLaMP3Config:
+    """The bundled model: frozen e5-small text tower, small M3 symbolic tower, pitchgram audio tower."""
+    small = {"hidden_size": 192, "num_heads": 4, "intermediate_size": 768, "pooler": False}
+    return CLaMP3Config(
+        text=TextConfig(
+            E5_SMALL_ENCODER,
+            architecture="bert",
+            max_length=128,
+            tokenizer=None,
+            backbone=E5_SMALL,
+            prefix="query: ",
+        ),
+        symbolic=SymbolicConfig(EncoderConfig(num_layers=3, max_positions=96, **small), max_patches=96),
+        audio=AudioConfig(
+            EncoderConfig(num_layers=2, max_positions=128, **small),
+            max_frames=128,
+            features=FRONT_END,
+            input_size=FRONT_ENDS[FRONT_END].dim,
+        ),
+        projection_dim=384,
+        name=name,
+    )
+
+
+@dataclass(frozen=True)
+class DefaultModelSettings:
+    """Everything that decides the bundled model; the same settings rebuild the same model."""
+
+    work: Path
+    """Folder for the data set, the derived inputs, checkpoints and the final model."""
+    opendata: Path | None = None
+    """An open-data set built before (default: built into ``work/opendata``)."""
+    seed: int = 42
+    epochs: int = 14
+    batch_size: int = 64
+    learning_rate: float = 5e-4
+    warmup_steps: int = 100
+    audio_seconds: float = 24.0
+    """Length of each rendering (from the start of the tune)."""
+    text_variants: int = 4
+    """Texts embedded per record: all English lines, all translated lines, then text-dropout draws."""
+    noisy_midi: int = 2
+    """Transcription-like MIDI variants per record, besides the score's own MIDI."""
+    workers: int = 2
+    max_steps: int | None = None
+    show_progress: bool = True
+
+    @property
+    def data(self) -> Path:
+        return self.opendata or self.work / "opendata"
+
+    @property
+    def inputs(self) -> Path:
+        return self.work / "inputs"
+
+    @property
+    def training(self) -> Path:
+        return self.work / "training"
+
+    @property
+    def model(self) -> Path:
+        return self.work / "model"

@@ -1,0 +1,194 @@
+"""Joint contrastive alignment of text, ABC, MIDI and audio for the bundled model.
+
+Each training item is one tune seen four ways: a text variant (the frozen backbone's pooled vector, so
+only the text projection trains), its interleaved ABC, its MIDI (the score's or a transcription-like
+variant) and a rendering's front-end features. The loss is the mean symmetric CLIP loss over all six
+pairs of views, on L2-normalised features with a learned temperature, so every modality is pulled
+towards every other one (text->audio and MIDI->score alike).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from clamp3.encoder import CLaMP3
+from clamp3.retrieval.evaluate import metrics_from_ranks, target_ranks
+from clamp3.train.data import item_rng, random_window, remove_instrument_info
+from clamp3.train.distributed import ProcessGroup
+from clamp3.train.loss import clip_loss
+
+VIEWS = ("text", "abc", "midi", "audio")
+TRAINED_PARTS = ("text_proj", "symbolic_model", "symbolic_proj", "audio_input", "audio_model", "audio_proj")
+
+
+@dataclass(frozen=True)
+class TuneViews:
+    """The inputs of one tune: text vectors ``[variants, D]``, ABC, MIDI variants and audio features."""
+
+    id: str
+    text: np.ndarray
+    eval_text: str
+    """The query text of validation (its backbone vector is ``text[0]`` only for training tunes)."""
+    abc: str
+    midi: tuple[str, ...]
+    """The score's MTF first, then transcription-like variants."""
+    audio: np.ndarray
+
+
+@dataclass
+class ViewBatch:
+    text: torch.Tensor
+    abc: torch.Tensor
+    abc_mask: torch.Tensor
+    midi: torch.Tensor
+    midi_mask: torch.Tensor
+    audio: torch.Tensor
+    audio_mask: torch.Tensor
+
+
+class AlignModel(nn.Module):
+    """The trained parts of a :class:`~clamp3.model.towers.CLaMP3Model` (shared, not copied) and the
+    temperature; the frozen text backbone is left out, so checkpoints stay small."""
+
+    def __init__(self, encoder: CLaMP3, group: ProcessGroup) -> None:
+        super().__init__()
+        self.parts = nn.ModuleDict({name: getattr(encoder.model, name) for name in TRAINED_PARTS})
+        self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        self.encoder = [encoder]  # a list keeps the full model out of this module's parameters
+        self.group = group
+        for base in (self.parts["symbolic_model"].base, self.parts["audio_model"]):
+            base.embeddings.word_embeddings.requires_grad_(False)  # inputs_embeds only: never used
+
+    def views(self, batch: ViewBatch) -> dict[str, torch.Tensor]:
+        model = self.encoder[0].model
+        features = {
+            "text": self.parts["text_proj"](batch.text),
+            "abc": model.global_features("symbolic", batch.abc, batch.abc_mask),
+            "midi": model.global_features("symbolic", batch.midi, batch.midi_mask),
+            "audio": model.global_features("audio", batch.audio, batch.audio_mask),
+        }
+        return {name: F.normalize(value.float(), dim=-1) for name, value in features.items()}
+
+    def forward(self, batch: ViewBatch) -> torch.Tensor:
+        views = self.views(batch)
+        scale = self.log_logit_scale.clamp(max=math.log(100.0)).exp()
+        losses = [clip_loss(views[a], views[b], scale, self.group) for a, b in combinations(VIEWS, 2)]
+        return torch.stack(losses).mean()
+
+
+class AlignTask:
+    """Four-view tunes for :class:`~clamp3.train.loop.Trainer`."""
+
+    monitor = "val_mrr"
+
+    def __init__(
+        self,
+        encoder: CLaMP3,
+        train: Sequence[TuneViews],
+        validation: Sequence[TuneViews],
+        batch_size: int,
+        seed: int,
+        group: ProcessGroup | None = None,
+    ) -> None:
+        self.group = group or ProcessGroup()
+        if batch_size % self.group.world_size:
+            raise ValueError(f"batch size {batch_size} does not split over {self.group.world_size} processes")
+        if len(train) < batch_size:
+            raise ValueError(f"{len(train)} training tunes cannot fill one batch of {batch_size}")
+        self.encoder = encoder
+        self.train = list(train)
+        self.validation = list(validation)
+        self.batch_size = batch_size
+        self.seed = seed
+        encoder.model.text_model.requires_grad_(False).eval()
+        self.model = AlignModel(encoder, self.group)
+        patchilizer = encoder.patchilizer
+        self._abc = [
+            patchilizer.encode(remove_instrument_info(t.abc), add_special_patches=True) for t in self.train
+        ]
+        self._midi = [
+            [patchilizer.encode(m, add_special_patches=True) for m in tune.midi] for tune in self.train
+        ]
+        # the backbone is frozen: its pooled output for the validation queries never changes
+        self._eval_text = encoder.pooled_text_features([t.eval_text for t in self.validation])
+
+    def batches_per_epoch(self, world_size: int) -> int:
+        return len(self.train) // self.batch_size
+
+    def train_batches(self, epoch: int, rank: int, world_size: int) -> Iterator[ViewBatch]:
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.train))
+        share = self.batch_size // world_size
+        for start in range(0, self.batches_per_epoch(world_size) * self.batch_size, self.batch_size):
+            chosen = order[start + rank * share : start + (rank + 1) * share]
+            yield self._batch([int(i) for i in chosen], epoch)
+
+    def _batch(self, indices: list[int], epoch: int) -> ViewBatch:
+        config = self.encoder.config
+        text, abc, midi, audio = [], [], [], []
+        for index in indices:
+            tune, rng = self.train[index], item_rng(self.seed, epoch, index)
+            text.append(tune.text[int(rng.integers(len(tune.text)))])
+            abc.append(_window(self._abc[index], config.symbolic.max_patches, rng))
+            variants = self._midi[index]
+            midi.append(_window(variants[int(rng.integers(len(variants)))], config.symbolic.max_patches, rng))
+            audio.append(_window(_pad_audio(tune.audio), config.audio.max_frames, rng))
+        collate = self.encoder._collate
+        return ViewBatch(
+            torch.from_numpy(np.stack(text)).to(self.encoder.device),
+            *collate(abc, 0),
+            *collate(midi, 0),
+            *collate(audio, 0.0),
+        )
+
+    def validate(self) -> dict[str, float]:
+        """Held-out retrieval through the inference path: text->ABC/MIDI/audio, ABC<->MIDI, audio->ABC."""
+        if not self.validation:
+            return {"val_mrr": 0.0}
+        encoder, tunes = self.encoder, self.validation
+        with torch.inference_mode():
+            text = self.model.parts["text_proj"](torch.from_numpy(self._eval_text).to(encoder.device))
+        vectors = {
+            "text": text.float().cpu().numpy(),
+            "abc": encoder.encode_symbolic([t.abc for t in tunes]),
+            "midi": encoder.encode_symbolic([t.midi[0] for t in tunes]),
+            "noisy": encoder.encode_symbolic([t.midi[-1] for t in tunes]),
+            "audio": encoder.encode_audio_features([t.audio for t in tunes]),
+        }
+        truth = np.arange(len(tunes))
+        pairs = {
+            "text_abc": ("text", "abc"),
+            "text_audio": ("text", "audio"),
+            "midi_abc": ("midi", "abc"),
+            "noisy_abc": ("noisy", "abc"),
+            "audio_abc": ("audio", "abc"),
+            "audio_midi": ("audio", "midi"),
+        }
+        metrics = {}
+        for name, (query, target) in pairs.items():
+            mrr, _ = metrics_from_ranks(target_ranks(vectors[query], vectors[target], truth), (10,))
+            metrics[f"val_{name}_mrr"] = mrr
+        metrics["val_mrr"] = float(np.mean(list(metrics.values())))
+        return metrics
+
+    def save_model(self, directory: Path) -> None:
+        self.encoder.save_pretrained(directory)
+
+
+def _pad_audio(features: np.ndarray) -> np.ndarray:
+    """A zero vector before and after the windows, as :meth:`CLaMP3.encode_audio_features` adds."""
+    zero = np.zeros((1, features.shape[1]), dtype=np.float32)
+    return np.concatenate([zero, features, zero])
+
+
+def _window(array: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    start, stop = random_window(len(array), size, rng)
+    return array[start:stop]

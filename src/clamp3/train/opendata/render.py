@@ -1,0 +1,133 @@
+"""Audio made from the open-data MIDI: FluidSynth renderings with varied instrument, tempo and reverb.
+
+Each rendering is decided by a :class:`Variation` drawn from a seed and the piece's id, so the same build
+renders the same audio again. :func:`piano_roll` gives the notes that a rendering sounds, on the audio
+front ends' frame grid, for measuring how much of them a front end keeps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mido
+import numpy as np
+import soundfile as sf
+
+from clamp3.errors import Clamp3Error, InputError
+from clamp3.preprocess.performance import read_midi, timed_messages, write_performance
+
+FLUID_R3 = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+"""Training sound font (MIT, Debian ``fluid-soundfont-gm``)."""
+MUSESCORE_GENERAL = Path("/usr/share/sounds/sf3/MuseScore_General.sf3")
+"""Evaluation-only sound font (MIT, Debian ``musescore-general-soundfont-small``); never used in training."""
+
+PROGRAMS = (0, 1, 6, 11, 12, 19, 21, 22, 24, 25, 40, 41, 42, 48, 52, 56, 65, 68, 71, 73, 74, 75, 78, 109, 110)
+"""General MIDI programs (0-based) drawn for renderings: pianos, mallets, organs, reeds, strings, winds."""
+
+
+@dataclass(frozen=True)
+class Variation:
+    """How one rendering differs from the score: GM program, tempo factor and reverb."""
+
+    program: int = 0
+    tempo: float = 1.0
+    reverb: bool = False
+
+
+def choose_variation(key: str, seed: int) -> Variation:
+    """A deterministic :class:`Variation` for ``key`` (a piece id, plus a copy number) and ``seed``."""
+    rng = random.Random(hashlib.sha256(f"{seed}:{key}".encode()).digest())
+    return Variation(
+        program=rng.choice(PROGRAMS), tempo=round(rng.uniform(0.8, 1.25), 3), reverb=rng.random() < 0.5
+    )
+
+
+RENDER_TIMEOUT = 120
+"""Seconds one FluidSynth run may take."""
+
+
+def vary_midi(
+    data: bytes, variation: Variation, seconds: float | None = None, name: str = "<midi>"
+) -> mido.MidiFile:
+    """The MIDI as performed with ``variation``: every melodic channel on ``variation.program``, times
+    scaled by ``1 / variation.tempo``, cut after ``seconds`` (every note still sounding is ended there)."""
+    timed = timed_messages(read_midi(data, name))
+    channels = sorted({msg.channel for _, msg in timed if msg.type == "note_on" and msg.channel != 9})
+    varied = [(0.0, mido.Message("program_change", channel=c, program=variation.program)) for c in channels]
+    sounding: set[tuple[int, int]] = set()
+    for when, msg in timed:
+        when /= variation.tempo
+        if seconds is not None and when >= seconds:
+            break
+        if msg.type == "program_change":
+            continue
+        if msg.type == "note_on" and msg.velocity > 0:
+            sounding.add((msg.channel, msg.note))
+        elif msg.type in ("note_on", "note_off"):
+            sounding.discard((msg.channel, msg.note))
+        varied.append((when, msg))
+    end = seconds if seconds is not None else (varied[-1][0] if varied else 0.0)
+    varied += [(end, mido.Message("note_off", channel=c, note=n)) for c, n in sorted(sounding)]
+    return write_performance(varied)
+
+
+def render(
+    midi: mido.MidiFile,
+    soundfont: Path,
+    sample_rate: int,
+    seconds: float,
+    reverb: bool = False,
+    name: str = "<midi>",
+) -> np.ndarray:
+    """The first ``seconds`` of the MIDI rendered by FluidSynth: mono float32 at ``sample_rate``."""
+    if shutil.which("fluidsynth") is None:
+        raise Clamp3Error("rendering audio needs the fluidsynth program (apt-get install fluidsynth)")
+    if not soundfont.is_file():
+        raise Clamp3Error(f"{soundfont}: sound font not found")
+    with tempfile.TemporaryDirectory(prefix="clamp3-render-") as tmp:
+        source, target = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
+        midi.save(str(source))
+        command = [
+            "fluidsynth", "-ni", "-q", "-g", "0.5", "-r", str(sample_rate),
+            "-o", f"synth.reverb.active={'1' if reverb else '0'}", "-o", "synth.chorus.active=0",
+            "-o", "synth.dynamic-sample-loading=1",
+            "-F", str(target), "-T", "wav", str(soundfont), str(source),
+        ]  # fmt: skip
+        try:
+            done = subprocess.run(command, capture_output=True, timeout=RENDER_TIMEOUT, check=False)
+        except subprocess.TimeoutExpired:
+            raise InputError(name, f"fluidsynth ran longer than {RENDER_TIMEOUT} s") from None
+        if done.returncode != 0 or not target.is_file():
+            reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            raise InputError(name, f"fluidsynth failed: {reason[0]}")
+        samples, rate = sf.read(
+            str(target), dtype="float32", frames=int(seconds * sample_rate), always_2d=True
+        )
+    if rate != sample_rate:
+        raise InputError(name, f"fluidsynth wrote {rate} Hz instead of {sample_rate} Hz")
+    return samples.mean(axis=1)
+
+
+def piano_roll(midi: mido.MidiFile, frame_seconds: float, frames: int) -> np.ndarray:
+    """``[frames, 88]`` with 1 where a piano-range note sounds during a frame (drums excluded)."""
+    roll = np.zeros((frames, 88), dtype=np.float32)
+    now = 0.0
+    started: dict[tuple[int, int], float] = {}
+    for msg in midi:
+        now += msg.time
+        if msg.type not in ("note_on", "note_off") or msg.channel == 9 or not 21 <= msg.note <= 108:
+            continue
+        key = (msg.channel, msg.note)
+        if msg.type == "note_on" and msg.velocity > 0:
+            started.setdefault(key, now)
+        elif key in started:
+            begin = started.pop(key)
+            lo, hi = int(begin / frame_seconds), int(np.ceil(now / frame_seconds))
+            roll[lo : min(hi, frames), msg.note - 21] = 1.0
+    return roll
