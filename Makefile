@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[$(EXTRAS)]"
+	# basic-pitch's wheel only provides its ONNX model here; its TensorFlow requirement is not needed
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps basic-pitch==0.4.0
 	touch $@
 
 test: install
@@ -24,11 +26,8 @@ test: install
 test-slow: install
 	$(PY) -m pytest -q -m slow
 
-# Until the bundled default model exists the demo runs on the tiny reference checkpoint.
-DEMO_MODEL ?= ../shared/fixtures/reference/tiny_model
-
 demo: install
-	$(VENV)/bin/clamp3 demo --model $(DEMO_MODEL)
+	$(VENV)/bin/clamp3 demo
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -83,6 +83,9 @@ EXTENSION_KINDS: Mapping[str, FileKind] = MappingProxyType(
     }
 )
 
+CAPTION_SUFFIX = ".caption.txt"
+"""Ending of an image's caption file: ``harp.jpg`` is described by ``harp.caption.txt`` beside it."""
+
 _EXTENSION = re.compile(r"\.[A-Za-z0-9]+")
 _SCORE_ROOT = re.compile(r"<(?:!DOCTYPE\s+)?score-(?:partwise|timewise)\b")
 _MTF_HEADER = re.compile(r"ticks_per_beat \d+")
@@ -106,6 +109,12 @@ def extension(path: str | Path) -> str:
 def kind_from_extension(path: str | Path) -> FileKind | None:
     """The kind that the file name's extension stands for, or ``None``."""
     return EXTENSION_KINDS.get(extension(path))
+
+
+def caption_sidecar(image: str | Path) -> Path:
+    """The caption file that may describe ``image``: ``<image stem>.caption.txt`` in the same folder."""
+    image = Path(image)
+    return image.with_name(image.stem + CAPTION_SUFFIX)
 
 
 def _is_mpeg_audio_frame(head: bytes) -> bool:
@@ -256,11 +265,21 @@ def _walk(directory: Path, recursive: bool, unlistable: list[Path]) -> list[Path
     return sorted(found, key=lambda p: p.relative_to(directory).parts)
 
 
+def _without_caption_sidecars(
+    found: list[tuple[Path, FileKind | None]],
+) -> list[tuple[Path, FileKind | None]]:
+    """``found`` less the caption files of the images in it (see :func:`caption_sidecar`)."""
+    sidecars = {caption_sidecar(path) for path, kind in found if kind is FileKind.IMAGE}
+    return [(path, kind) for path, kind in found if path not in sidecars]
+
+
 def collect_files(paths: Iterable[str | Path], recursive: bool = True) -> CollectedFiles:
     """Expand file and directory arguments into the input files and the kind of each.
 
     Arguments keep their order; the files of a directory come sorted by relative path, and hidden
-    files and directories (names starting with ``.``) inside directories are left out. A file met
+    files and directories (names starting with ``.``) inside directories are left out, and so are the
+    caption files of images found beside them (``harp.caption.txt`` next to ``harp.jpg``: part of the
+    image, not a text input; a caption file named as an argument is a text input). A file met
     twice is listed once. Files of unknown kind, named explicitly or found in a directory, go to
     ``skipped``, and so do sockets, pipes and the like, and directories that cannot be listed.
     Raises :class:`InputError` for an argument that does not exist.
@@ -275,12 +294,14 @@ def collect_files(paths: Iterable[str | Path], recursive: bool = True) -> Collec
             candidates = [argument]
         else:
             raise InputError(argument, "no such file or directory")
-        for path in candidates:
+        found = [(path, detect_kind(path) if path.is_file() else None) for path in candidates]
+        if argument.is_dir():
+            found = _without_caption_sidecars(found)
+        for path, kind in found:
             key = path.resolve()
             if key in seen:
                 continue
             seen.add(key)
-            kind = detect_kind(path) if path.is_file() else None
             if kind is None:
                 skipped.append(path)
             else:

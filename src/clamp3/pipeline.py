@@ -1,7 +1,8 @@
 """From files and literal texts to vectors.
 
 Each file's kind is detected (:mod:`clamp3.modality`), the file is turned into model input
-(interleaved ABC, MTF, text, MERT features, an image caption) and the inputs are embedded with a
+(interleaved ABC, MTF, text, MERT features, an image caption: the text of the image's
+``<stem>.caption.txt`` beside it, else BLIP's) and the inputs are embedded with a
 model, batched per tower. Both steps go through the :class:`~clamp3.cache.FeatureCache`: a file
 whose bytes did not change costs no conversion, no MERT or captioning run and no encoder call the
 second time. A file that fails becomes an :class:`~clamp3.errors.InputError` in the result and the
@@ -80,6 +81,11 @@ class PipelineOptions:
     audio_batch_size: int = 2
     show_progress: bool = False
     recursive: bool = True
+
+
+def _image_item(path: Path, caption: str) -> Item:
+    """An image's item: its caption, embedded by the text tower."""
+    return Item(str(path), FileKind.IMAGE, caption, path, caption)
 
 
 def _folder_fingerprint(directory: Path) -> str:
@@ -281,6 +287,28 @@ class Pipeline:
         return self._mert
 
     def _image_items(self, paths: list[Path]) -> dict[Path, list[Item] | InputError]:
+        """Images with a caption file beside them take its caption; only the others are captioned."""
+        if not paths:
+            return {}
+        from clamp3.preprocess.image import read_caption_sidecar
+
+        results: dict[Path, list[Item] | InputError] = {}
+        uncaptioned = []
+        for path in paths:
+            try:
+                caption = read_caption_sidecar(path)
+            except InputError as error:
+                results[path] = error
+                continue
+            if caption is None:
+                uncaptioned.append(path)
+            else:
+                results[path] = [_image_item(path, caption)]
+        results.update(self._captioned_items(uncaptioned))
+        return results
+
+    def _captioned_items(self, paths: list[Path]) -> dict[Path, list[Item] | InputError]:
+        """Images captioned by the captioner (loaded on first use), the captions cached."""
         if not paths:
             return {}
         results: dict[Path, list[Item] | InputError] = {}
@@ -295,7 +323,7 @@ class Pipeline:
                 continue
             caption = self.cache.get_text(keys[path]) if self.cache is not None else None
             if caption is not None:
-                results[path] = [Item(str(path), FileKind.IMAGE, caption, path, caption)]
+                results[path] = [_image_item(path, caption)]
             else:
                 todo.append(path)
         if todo:
@@ -311,9 +339,7 @@ class Pipeline:
                     continue
                 if self.cache is not None:
                     self.cache.put_text(keys[result.path], result.caption)
-                results[result.path] = [
-                    Item(str(result.path), FileKind.IMAGE, result.caption, result.path, result.caption)
-                ]
+                results[result.path] = [_image_item(result.path, result.caption)]
         return results
 
     # ------------------------------------------------------------------ items -> vectors

@@ -1,64 +1,202 @@
-"""``clamp3 demo``: embed a few inputs of every modality and print their cosine similarities."""
+"""``clamp3 demo``: search and classify the example library with text, MIDI and audio queries.
+
+The library (``examples/library``: scores, MIDI, audio and captioned images) is embedded once, through
+the feature cache, and every step ranks its vectors against one query.
+"""
 
 from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-_TUNES = {
-    "scale.abc": "X:1\nL:1/8\nM:4/4\nK:C\nV:1\n[V:1]CDEF GABc|[V:1]cBAG FEDC|[V:1]C8|]\n",
-    "waltz.abc": "X:1\nL:1/8\nM:3/4\nK:G\nV:1\n[V:1]G2 B2 d2|[V:1]c2 A2 F2|[V:1]G6|]\n",
-    "reel.abc": "X:1\nL:1/8\nM:4/4\nK:D\nV:1\n[V:1]dAFA dAFA|[V:1]BGEG BGEG|[V:1]d2 fd e2 ce|[V:1]d8|]\n",
-}
-_TEXTS = ["A bright major scale on the piano.", "A gentle waltz in three four time.", "A fast Irish reel."]
+from clamp3.modality import FileKind, collect_files
+
+if TYPE_CHECKING:
+    from clamp3.api import Session
+    from clamp3.pipeline import Item
+    from clamp3.retrieval import FeatureSet
+
+DEFAULT_LIBRARY = Path("examples/library")
+DEFAULT_QUERIES = Path("examples/queries")
+TOP_K = 5
+ENGLISH_QUERY = "a lively Irish reel for the fiddle"
+GERMAN_QUERY = "ein ruhiger vierstimmiger Choral"
+IMAGE_QUERY = "images/organ-pipes.png"
+"""German: "a calm four-part chorale"."""
+LABELS = ("reel", "jig", "hornpipe", "chorale", "air")
+SCORES = frozenset({FileKind.ABC, FileKind.MUSICXML})
+MUSIC = SCORES | {FileKind.MIDI, FileKind.MTF, FileKind.AUDIO, FileKind.FEATURES}
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a / np.linalg.norm(a, axis=1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=1, keepdims=True)
-    return a @ b.T
+@dataclass
+class Library:
+    """The embedded library: one row per item, named by its path relative to the library folder."""
+
+    names: list[str]
+    kinds: list[FileKind]
+    vectors: np.ndarray
+
+    def features(self, kinds: frozenset[FileKind] | None = None) -> FeatureSet:
+        """The rows of the given kinds (all rows for ``None``)."""
+        from clamp3.retrieval import FeatureSet
+
+        rows = [i for i, kind in enumerate(self.kinds) if kinds is None or kind in kinds]
+        if not rows:
+            raise click.ClickException("the library holds no files of the kinds this step searches")
+        return FeatureSet(tuple(self.names[i] for i in rows), self.vectors[rows])
+
+
+def _item_names(items: list[Item], root: Path) -> list[str]:
+    """Paths relative to ``root``; the tune suffix (``#2``) is kept only for files of several tunes."""
+    from clamp3.api import relative_id
+
+    tunes = Counter(item.path for item in items)
+    return [
+        relative_id(item, root) if tunes[item.path] > 1 else item.path.relative_to(root).as_posix()
+        for item in items
+    ]
+
+
+def _embed_library(session: Session, root: Path) -> Library:
+    from clamp3.api import collect
+    from clamp3.cli.common import report_problems
+
+    found = collect(session, [root])
+    report_problems(found.failures)
+    kinds = [item.kind for item in found.items]
+    return Library(_item_names(found.items, root), kinds, found.features.vectors)
+
+
+def _text_vector(session: Session, text: str) -> np.ndarray:
+    return session.pipeline.embed(session.pipeline.items_from_texts([text]))[0]
+
+
+def _file_vector(session: Session, path: Path) -> np.ndarray:
+    from clamp3.api import collect
+
+    found = collect(session, [path])
+    if found.failures:
+        raise click.ClickException(str(found.failures[0]))
+    return found.features.vectors[0]
+
+
+def _query_file(folder: Path, kind: FileKind) -> Path:
+    """The first file of ``kind`` in the queries folder."""
+    for path, found in collect_files([folder]).files:
+        if found is kind:
+            return path
+    raise click.ClickException(f"{folder}: no {kind.value} query file")
+
+
+def _search_table(library: FeatureSet, query: np.ndarray) -> Table:
+    from clamp3.retrieval import VectorIndex
+
+    table = Table("rank", "score", "file")
+    for rank, hit in enumerate(VectorIndex(library).search(query[None], TOP_K)[0], start=1):
+        table.add_row(str(rank), f"{hit.score:.3f}", hit.id)
+    return table
+
+
+def _zero_shot_table(session: Session, scores: FeatureSet) -> Table:
+    from clamp3.retrieval import ZeroShotClassifier
+
+    classifier = ZeroShotClassifier.from_labels(
+        LABELS, lambda texts: session.pipeline.embed(session.pipeline.items_from_texts(list(texts)))
+    )
+    table = Table("file", "label", "probability")
+    for name, [(label, probability)] in zip(scores.ids, classifier.top_k(scores, 1), strict=True):
+        table.add_row(name, label, f"{probability:.3f}")
+    return table
+
+
+def _section(console: Console, title: str, table: Table) -> None:
+    console.print()
+    console.print(title, style="bold", soft_wrap=True, markup=False)
+    console.print(table)
+
+
+def _run(console: Console, model_name: str | None, library: Path, queries: Path) -> None:
+    from clamp3.api import Session, default_model_name
+    from clamp3.errors import Clamp3Error
+
+    started = time.perf_counter()
+    session = Session.open(model_name)
+    name = model_name or default_model_name()
+    try:
+        english = _text_vector(session, ENGLISH_QUERY)
+    except Clamp3Error as exc:
+        raise click.ClickException(f"model {name} cannot embed text, which the demo needs ({exc})") from None
+    embedded = _embed_library(session, library)
+    seconds = time.perf_counter() - started
+    console.print(
+        f"model {name} loaded and {len(embedded.names)} items of {library} embedded in {seconds:.1f} s",
+        soft_wrap=True,
+        markup=False,
+    )
+    _section(
+        console,
+        f'1. English text search: "{ENGLISH_QUERY}"',
+        _search_table(embedded.features(MUSIC), english),
+    )
+    german = _text_vector(session, GERMAN_QUERY)
+    _section(
+        console, f'2. German text search: "{GERMAN_QUERY}"', _search_table(embedded.features(MUSIC), german)
+    )
+    midi = _query_file(queries, FileKind.MIDI)
+    midi_table = _search_table(embedded.features(MUSIC), _file_vector(session, midi))
+    _section(console, f"3. MIDI -> music: {midi.relative_to(queries).as_posix()}", midi_table)
+    audio = _query_file(queries, FileKind.AUDIO)
+    audio_table = _search_table(embedded.features(SCORES), _file_vector(session, audio))
+    _section(console, f"4. Audio -> score: {audio.relative_to(queries).as_posix()}", audio_table)
+    title = f"5. Zero-shot classification of the scores: {', '.join(LABELS)}"
+    _section(console, title, _zero_shot_table(session, embedded.features(SCORES)))
+    image = library / IMAGE_QUERY
+    if image.is_file():
+        image_table = _search_table(embedded.features(MUSIC), _file_vector(session, image))
+        _section(console, f"6. Image -> music (through its caption): {IMAGE_QUERY}", image_table)
+
+
+def _folder(path: Path, option: str) -> Path:
+    if not path.is_dir():
+        raise click.ClickException(
+            f"{path}: no such folder (run the demo from the repository root, or pass {option} DIR)"
+        )
+    return path
 
 
 @click.command()
-@click.option("--model", "model_name", required=True, help="Model name or path to embed with.")
-def demo(model_name: str) -> None:
-    """Embed sample texts, tunes and audio features and print their similarities."""
-    from clamp3 import CLaMP3, Clamp3Error
+@click.option(
+    "--model", "model_name", default=None, help="Model name or path [saas if downloaded, else default]."
+)
+@click.option(
+    "--library",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_LIBRARY,
+    show_default=True,
+    help="Library folder.",
+)
+@click.option(
+    "--queries",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_QUERIES,
+    show_default=True,
+    help="Folder holding the MIDI and audio queries.",
+)
+def demo(model_name: str | None, library: Path, queries: Path) -> None:
+    """Search an example library by English and German text, MIDI and audio, and classify its scores."""
+    from clamp3.errors import Clamp3Error
 
-    console = Console()
+    library = _folder(library, "--library")
+    queries = _folder(queries, "--queries")
     try:
-        model = CLaMP3.from_pretrained(model_name)
+        _run(Console(), model_name, library, queries)
     except Clamp3Error as exc:
         raise click.ClickException(str(exc)) from None
-    console.print(f"model: [bold]{model_name}[/bold] (embedding size {model.embedding_dim})")
-
-    names = list(_TUNES)
-    vectors = [model.encode_symbolic(list(_TUNES.values()))]
-    try:
-        vectors.append(model.encode_text(_TEXTS))
-        names += [f"text: {t[:24]}" for t in _TEXTS]
-    except Clamp3Error:
-        vocab = model.config.text.encoder.vocab_size
-        ids = [
-            [0, *np.random.default_rng(i).integers(4, vocab, size=6 + 3 * i).tolist(), 2] for i in range(3)
-        ]
-        vectors.append(model.encode_text_ids(ids))
-        names += [f"text ids #{i}" for i in range(3)]
-    dim = model.config.audio.encoder.hidden_size
-    audio = [np.random.default_rng(10 + i).normal(size=(3 + i, dim)).astype(np.float32) for i in range(2)]
-    vectors.append(model.encode_audio_features(audio))
-    names += [f"audio #{i} ({len(a)} windows)" for i, a in enumerate(audio)]
-
-    for kind, block in zip(("symbolic", "text", "audio"), vectors, strict=True):
-        console.print(f"{kind}: vectors of shape {block.shape}")
-    local = model.encode_symbolic([_TUNES["scale.abc"]], global_features=False)[0]
-    console.print(f"per-position features of scale.abc: shape {local.shape}")
-
-    everything = np.concatenate(vectors)
-    similarity = _cosine(everything, everything)
-    table = Table("cosine", *[str(i) for i in range(len(names))], title="cosine similarity")
-    for i, name in enumerate(names):
-        table.add_row(f"{i} {name}", *[f"{v:+.2f}" for v in similarity[i]])
-    console.print(table)

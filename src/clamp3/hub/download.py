@@ -36,7 +36,10 @@ def fetch(entry: ModelEntry, filename: str, show_progress: bool = True) -> Path:
     if cached is not None:
         return cached
     if entry.bundled:
-        _unavailable(entry, filename, "the file is missing from the installed package")
+        raise ModelNotAvailableError(
+            f"{entry.local_dir / filename}: the bundled model {entry.name!r} is missing from this "
+            "installation of clamp3; reinstall the package"
+        )
     if constants.HF_HUB_OFFLINE:
         _unavailable(entry, filename, "HF_HUB_OFFLINE is set")
     try:

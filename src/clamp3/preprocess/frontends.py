@@ -17,6 +17,7 @@ audio tower sees a short stretch of music per position, as it sees a window of M
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -162,17 +163,18 @@ class _BasicPitch:
 
     @cached_property
     def session(self):
+        # the package's __init__ probes for TensorFlow and logs warnings: find its ONNX file without it
+        spec = importlib.util.find_spec("basic_pitch")
+        folders = list(spec.submodule_search_locations or []) if spec is not None else []
+        path = Path(folders[0]) / "saved_models" / "icassp_2022" / "nmp.onnx" if folders else None
         try:
             import onnxruntime
-            from basic_pitch import ICASSP_2022_MODEL_PATH
-        except ImportError as exc:
+        except ImportError:
+            path = None
+        if path is None or not path.is_file():
             raise Clamp3Error(
-                "the basic-pitch front end needs onnxruntime and basic-pitch "
-                "(pip install --no-deps basic-pitch)"
-            ) from exc
-        path = Path(ICASSP_2022_MODEL_PATH)
-        if path.suffix != ".onnx":
-            path = path.parent / "nmp.onnx"
+                "the basic-pitch model needs onnxruntime and basic-pitch (pip install --no-deps basic-pitch)"
+            )
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
