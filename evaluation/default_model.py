@@ -23,6 +23,7 @@ import argparse
 import csv
 import json
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -216,8 +217,8 @@ def build_wikimt(out: Path, wikimt: Path) -> None:
 # ------------------------------------------------------------------------------ measuring
 
 
-def clamp3(*args: str) -> list[dict] | dict:
-    """Run the clamp3 command with ``--json`` and parse its output (one object, or one per line)."""
+def clamp3(*args: str) -> tuple[list[dict], str]:
+    """Run the clamp3 command with ``--json``: its JSON lines and its stderr."""
     done = subprocess.run(
         [sys.executable, "-m", "clamp3", *args, "--json", "--quiet"],
         capture_output=True,
@@ -226,22 +227,33 @@ def clamp3(*args: str) -> list[dict] | dict:
     )
     if done.returncode != 0:
         raise RuntimeError(f"clamp3 {' '.join(args)} failed: {done.stderr.strip()[-2000:]}")
-    lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
-    return lines[0] if len(lines) == 1 else lines
+    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()], done.stderr
 
 
 def retrieval(queries: Path, references: Path, model: str) -> dict[str, float]:
-    result = clamp3("eval", str(queries), str(references), "--model", model)
+    (result,), _ = clamp3("eval", str(queries), str(references), "--model", model)
     return {k: result[k] for k in ("mrr", "hit@1", "hit@10", "queries", "references") if k in result}
 
 
+def labelled_only(folder: Path, truth: Path) -> Path:
+    """A folder beside ``folder`` holding copies of just the files that ``truth`` labels."""
+    target = folder.with_name(f"{folder.name}-{truth.stem}")
+    for row in csv.DictReader(truth.open(encoding="utf-8")):
+        if not (target / row["id"]).is_file():
+            _copy(folder / row["id"], target / row["id"])
+    return target
+
+
 def zero_shot(paths: Path, labels: list[str], truth: Path, model: str, template: str) -> dict[str, float]:
-    rows = clamp3(
+    paths = labelled_only(paths, truth)
+    rows, log = clamp3(
         "classify", str(paths), "--labels", ",".join(labels), "--truth", str(truth), "--model", model,
         "--template", template,
     )  # fmt: skip
-    summary = rows[-1] if isinstance(rows, list) else rows
-    return {"accuracy": summary["accuracy"], "macro_f1": summary["macro_f1"], "items": summary.get("items")}
+    found = re.search(r"accuracy: ([\d.]+)\s+macro-F1: ([\d.]+)", log)
+    if found is None:
+        raise RuntimeError(f"clamp3 classify printed no accuracy: {log.strip()[-500:]}")
+    return {"accuracy": float(found.group(1)), "macro_f1": float(found.group(2)), "items": len(rows)}
 
 
 def run(out: Path, model: str) -> dict:

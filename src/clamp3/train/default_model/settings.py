@@ -6,24 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clamp3.config import AudioConfig, CLaMP3Config, EncoderConfig, SymbolicConfig, TextConfig
-from clamp3.hub.backbones import E5_SMALL
+from clamp3.hub.backbones import E5_SMALL, E5_SMALL_ENCODER
 from clamp3.preprocess.frontends import FRONT_ENDS
 
 FRONT_END = "pitchgram-v1"
-
-E5_SMALL_ENCODER = EncoderConfig(
-    hidden_size=384,
-    num_layers=12,
-    num_heads=12,
-    intermediate_size=1536,
-    max_positions=512,
-    layer_norm_eps=1e-12,
-    vocab_size=250037,
-    type_vocab_size=2,
-    pad_token_id=1,
-    pooler=False,
-)
-"""multilingual-e5-small, the frozen text backbone."""
 
 
 def bundled_config(name: str = "default") -> CLaMP3Config:
@@ -59,7 +45,7 @@ class DefaultModelSettings:
     opendata: Path | None = None
     """An open-data set built before (default: built into ``work/opendata``)."""
     seed: int = 42
-    epochs: int = 14
+    epochs: int = 20
     batch_size: int = 64
     learning_rate: float = 5e-4
     warmup_steps: int = 100
