@@ -225,14 +225,21 @@ def clamp3(*args: str) -> tuple[list[dict], str]:
         text=True,
         check=False,
     )
-    if done.returncode != 0:
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    if done.returncode != 0 and not rows:
         raise RuntimeError(f"clamp3 {' '.join(args)} failed: {done.stderr.strip()[-2000:]}")
-    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()], done.stderr
+    return rows, done.stderr
+
+
+def failed_files(log: str) -> int:
+    """How many input files the command reported as failed (they are left out of the measure)."""
+    return sum(line.startswith("failed:") for line in log.splitlines())
 
 
 def retrieval(queries: Path, references: Path, model: str) -> dict[str, float]:
-    (result,), _ = clamp3("eval", str(queries), str(references), "--model", model)
-    return {k: result[k] for k in ("mrr", "hit@1", "hit@10", "queries", "references") if k in result}
+    (result,), log = clamp3("eval", str(queries), str(references), "--model", model, "--allow-unmatched")
+    kept = {k: result[k] for k in ("mrr", "hit@1", "hit@10", "queries", "references") if k in result}
+    return {**kept, "failed": failed_files(log)}
 
 
 def labelled_only(folder: Path, truth: Path) -> Path:
@@ -253,7 +260,12 @@ def zero_shot(paths: Path, labels: list[str], truth: Path, model: str, template:
     found = re.search(r"accuracy: ([\d.]+)\s+macro-F1: ([\d.]+)", log)
     if found is None:
         raise RuntimeError(f"clamp3 classify printed no accuracy: {log.strip()[-500:]}")
-    return {"accuracy": float(found.group(1)), "macro_f1": float(found.group(2)), "items": len(rows)}
+    return {
+        "accuracy": float(found.group(1)),
+        "macro_f1": float(found.group(2)),
+        "items": len(rows),
+        "failed": failed_files(log),
+    }
 
 
 def run(out: Path, model: str) -> dict:
