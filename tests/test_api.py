@@ -27,8 +27,8 @@ def test_clamp1_reads_sheet_music_its_own_way_and_refuses_midi(reference_dir, cl
     assert abs(result.hits[0].score - 1.0) < 1e-5
     (failure,) = result.failures
     assert (
-        str(failure)
-        == f"{folder / 'bach.mid'}: CLaMP 1 reads text, images and sheet music only; midi needs saas or c2"
+        str(failure) == f"{folder / 'bach.mid'}: CLaMP 1 reads text, images and sheet music only; "
+        "midi needs default, saas or c2"
     )
     embedded = clamp3.embed([folder / "bach.mxl"], model=model_dir, cache=False)
     direct = CLaMP1.from_pretrained(model_dir).encode_symbolic([load_music(folder / "bach.mxl")])

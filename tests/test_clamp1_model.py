@@ -76,11 +76,11 @@ def test_music_patches_and_truncation_follow_the_config(tiny, index, model):
 
 def test_unsupported_modalities_name_the_models_that_have_them(model):
     clamp3_names = [n for n, e in REGISTRY.items() if e.kind == "clamp3"]
-    assert clamp3_names == ["saas", "c2"]
+    assert clamp3_names == ["default", "saas", "c2"]
     with pytest.raises(UnsupportedModalityError) as audio:
         model.encode_audio_features([np.zeros((3, 768), dtype=np.float32)])
-    assert str(audio.value) == "CLaMP 1 has no audio encoder; audio needs a CLaMP 3 model (saas, c2)"
-    with pytest.raises(UnsupportedModalityError, match=r"input 1 is MIDI \(MTF\).*\(saas, c2\)$"):
+    assert str(audio.value) == "CLaMP 1 has no audio encoder; audio needs a CLaMP 3 model (default, saas, c2)"
+    with pytest.raises(UnsupportedModalityError, match=r"input 1 is MIDI \(MTF\).*\(default, saas, c2\)$"):
         model.encode_symbolic(["X:1\nK:C\nabc|\n", "ticks_per_beat 480\nnote_on 0 0 60 64\n"])
 
 

@@ -54,7 +54,8 @@ def test_pull_downloads_a_model_and_what_it_requires(tmp_path):
         assert _snapshot(tmp_path, TOKENIZER.repo, name).read_bytes() == f"{name} content".encode()
     listing = _clamp3("models", "list", env={"HF_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"})
     cached = {line.split()[0]: line.split()[3] for line in listing.stdout.splitlines()[1:]}
-    assert cached == {name: "no" for name in REGISTRY} | {"saas": "yes", "xlm-roberta-base": "yes"}
+    expected = {name: "no" for name in REGISTRY} | {"saas": "yes", "xlm-roberta-base": "yes"}
+    assert cached == expected | {"default": "yes"}  # bundled with the package
 
 
 def test_pull_resumes_a_partial_download(tmp_path):

@@ -140,7 +140,8 @@ class Pipeline:
                 if kind not in _CLAMP1_KINDS:
                     prepared[path] = InputError(
                         path,
-                        f"CLaMP 1 reads text, images and sheet music only; {kind.value} needs saas or c2",
+                        "CLaMP 1 reads text, images and sheet music only; "
+                        f"{kind.value} needs default, saas or c2",
                     )
         audio = [path for path, kind in files if kind is FileKind.AUDIO and path not in prepared]
         images = [path for path, kind in files if kind is FileKind.IMAGE]
