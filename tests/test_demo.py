@@ -73,7 +73,7 @@ def test_demo_prints_six_ranked_tables_of_library_files(monkeypatch):
     assert len(zero_shot) == library_scores() == 10
     for file, label, probability in zero_shot:
         assert (LIBRARY / file).is_file() and label in LABELS and 0.2 <= float(probability) <= 1.0
-    # the bundled model's answers (the values MODEL_CARD.md's example shows)
+    # the bundled model's answers (MODEL_CARD.md, "Example")
     english, german, midi, audio, _image = searches
     assert english[0][2] == "scores/the-alhambra-reel.abc"
     assert all("bwv" in file for _, _, file in german[:4])
