@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from clamp3.errors import InputError
-from clamp3.preprocess.performance import read_midi, timed_messages, write_performance
+from clamp3.preprocess.performance import notes_of, read_midi, timed_messages, write_performance
 from clamp3.preprocess.transcribe import FRAME_SECONDS, decode_notes, notes_to_midi
-from clamp3.train.opendata.noise import notes_of, transcription_noise
+from clamp3.train.opendata.noise import transcription_noise
 from clamp3.train.opendata.render import FLUID_R3, Variation, choose_variation, piano_roll, render, vary_midi
 
 

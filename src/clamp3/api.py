@@ -120,6 +120,10 @@ class Session:
         store = cache if isinstance(cache, FeatureCache) else (FeatureCache() if cache else None)
         return cls(encoder, Pipeline(encoder, store, options))
 
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """``(N, D)`` vectors of literal texts (through the cache)."""
+        return self.pipeline.embed(self.pipeline.items_from_texts(list(texts)))
+
 
 # ---------------------------------------------------------------------------- collections of vectors
 
@@ -259,16 +263,14 @@ class SearchResult:
     skipped: list[Path] = field(default_factory=list)
 
 
-def _query_vector(
-    session: Session | None, query: PathLike | None, text: str | None
-) -> tuple[str, np.ndarray]:
+def query_vector(session: Session | None, query: PathLike | None, text: str | None) -> tuple[str, np.ndarray]:
+    """The label and vector of a search query: a text, a file, or a precomputed ``.npy`` vector."""
     if (query is None) == (text is None):
         raise Clamp3Error("give either a query file or a query text")
     if text is not None:
         if session is None:
             raise Clamp3Error("a text query needs a model")
-        items = session.pipeline.items_from_texts([text])
-        return text, session.pipeline.embed(items)[0]
+        return text, session.embed_texts([text])[0]
     path = Path(query)
     if not path.is_file():
         raise InputError(path, "no such file")
@@ -304,7 +306,7 @@ def search(
         or (query is not None and not (str(query).lower().endswith(".npy") and _is_vector_file(Path(query))))
     )
     session = Session.open(model, cache=cache, options=options, device=device) if needs_model else None
-    label, vector = _query_vector(session, query, text)
+    label, vector = query_vector(session, query, text)
     found = collect(session, targets, kinds=kinds)
     if not len(found.features):
         return SearchResult(label, [], 0, found.failures, found.skipped)
@@ -424,7 +426,7 @@ def zero_shot(
     found = collect(session, paths)
     classifier = ZeroShotClassifier.from_labels(
         labels,
-        lambda texts: session.pipeline.embed(session.pipeline.items_from_texts(list(texts))),
+        session.embed_texts,
         language=language,
         templates=templates,
     )

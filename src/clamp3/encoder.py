@@ -28,7 +28,8 @@ from clamp3.model.checkpoint import (
 from clamp3.model.engine import EncoderBase, checked_token_ids, require_list
 from clamp3.model.patchilizer import M3Patchilizer
 from clamp3.model.segments import split_segments
-from clamp3.model.towers import AttentionImpl, CLaMP3Model, Tower
+from clamp3.model.towers import AttentionImpl, CLaMP3Model, Tower, masked_mean
+from clamp3.preprocess.features import with_edge_windows
 from clamp3.preprocess.text import join_lines
 
 
@@ -154,8 +155,7 @@ class CLaMP3(EncoderBase):
                 chosen = order[start : start + batch_size]
                 batch, mask = self._collate([np.asarray(ids[i], dtype=np.int64) for i in chosen], pad)
                 hidden = self.model.hidden_states("text", batch, mask)
-                weights = mask.unsqueeze(-1).to(hidden.dtype)
-                out[chosen] = ((hidden * weights).sum(1) / weights.sum(1)).float().cpu().numpy()
+                out[chosen] = masked_mean(hidden, mask).float().cpu().numpy()
         return out
 
     def encode_symbolic(
@@ -202,8 +202,7 @@ class CLaMP3(EncoderBase):
             array = array.reshape(-1, dim)
             if len(array) == 0:
                 raise ValueError(f"audio features {i}: no windows")
-            zero = np.zeros((1, dim), dtype=np.float32)
-            items.append(np.concatenate([zero, array, zero]))
+            items.append(with_edge_windows(array))
         return self._encode("audio", items, global_features, batch_size, show_progress)
 
     # ------------------------------------------------------------------ segments

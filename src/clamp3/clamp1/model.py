@@ -16,7 +16,7 @@ from transformers import RobertaConfig, RobertaModel
 from clamp3.clamp1.config import Clamp1Config
 from clamp3.clamp1.patchilizer import PATCH_CLASSES
 from clamp3.config import EncoderConfig
-from clamp3.model.towers import AttentionImpl, build_bert
+from clamp3.model.towers import AttentionImpl, build_bert, masked_mean
 
 Clamp1Tower = Literal["text", "music"]
 
@@ -88,6 +88,4 @@ class Clamp1Model(nn.Module):
 
     def project(self, tower: Clamp1Tower, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Masked mean over positions, then the tower's projection: ``[B, projection_dim]``."""
-        weights = mask.to(hidden.dtype).unsqueeze(-1)
-        pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1)
-        return (self.text_proj if tower == "text" else self.music_proj)(pooled)
+        return (self.text_proj if tower == "text" else self.music_proj)(masked_mean(hidden, mask))

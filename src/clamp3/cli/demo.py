@@ -29,8 +29,8 @@ DEFAULT_QUERIES = Path("examples/queries")
 TOP_K = 5
 ENGLISH_QUERY = "a lively Irish reel for the fiddle"
 GERMAN_QUERY = "ein ruhiger vierstimmiger Choral"
-IMAGE_QUERY = "images/organ-pipes.png"
 """German: "a calm four-part chorale"."""
+IMAGE_QUERY = "images/organ-pipes.png"
 LABELS = ("reel", "jig", "hornpipe", "chorale", "air")
 SCORES = frozenset({FileKind.ABC, FileKind.MUSICXML})
 MUSIC = SCORES | {FileKind.MIDI, FileKind.MTF, FileKind.AUDIO, FileKind.FEATURES}
@@ -75,19 +75,6 @@ def _embed_library(session: Session, root: Path) -> Library:
     return Library(_item_names(found.items, root), kinds, found.features.vectors)
 
 
-def _text_vector(session: Session, text: str) -> np.ndarray:
-    return session.pipeline.embed(session.pipeline.items_from_texts([text]))[0]
-
-
-def _file_vector(session: Session, path: Path) -> np.ndarray:
-    from clamp3.api import collect
-
-    found = collect(session, [path])
-    if found.failures:
-        raise click.ClickException(str(found.failures[0]))
-    return found.features.vectors[0]
-
-
 def _query_file(folder: Path, kind: FileKind) -> Path:
     """The first file of ``kind`` in the queries folder."""
     for path, found in collect_files([folder]).files:
@@ -108,9 +95,7 @@ def _search_table(library: FeatureSet, query: np.ndarray) -> Table:
 def _zero_shot_table(session: Session, scores: FeatureSet) -> Table:
     from clamp3.retrieval import ZeroShotClassifier
 
-    classifier = ZeroShotClassifier.from_labels(
-        LABELS, lambda texts: session.pipeline.embed(session.pipeline.items_from_texts(list(texts)))
-    )
+    classifier = ZeroShotClassifier.from_labels(LABELS, session.embed_texts)
     table = Table("file", "label", "probability")
     for name, [(label, probability)] in zip(scores.ids, classifier.top_k(scores, 1), strict=True):
         table.add_row(name, label, f"{probability:.3f}")
@@ -124,14 +109,14 @@ def _section(console: Console, title: str, table: Table) -> None:
 
 
 def _run(console: Console, model_name: str | None, library: Path, queries: Path) -> None:
-    from clamp3.api import Session, default_model_name
+    from clamp3.api import Session, default_model_name, query_vector
     from clamp3.errors import Clamp3Error
 
     started = time.perf_counter()
     session = Session.open(model_name)
     name = model_name or default_model_name()
     try:
-        english = _text_vector(session, ENGLISH_QUERY)
+        english = session.embed_texts([ENGLISH_QUERY])[0]
     except Clamp3Error as exc:
         raise click.ClickException(f"model {name} cannot embed text, which the demo needs ({exc})") from None
     embedded = _embed_library(session, library)
@@ -146,21 +131,21 @@ def _run(console: Console, model_name: str | None, library: Path, queries: Path)
         f'1. English text search: "{ENGLISH_QUERY}"',
         _search_table(embedded.features(MUSIC), english),
     )
-    german = _text_vector(session, GERMAN_QUERY)
+    german = session.embed_texts([GERMAN_QUERY])[0]
     _section(
         console, f'2. German text search: "{GERMAN_QUERY}"', _search_table(embedded.features(MUSIC), german)
     )
     midi = _query_file(queries, FileKind.MIDI)
-    midi_table = _search_table(embedded.features(MUSIC), _file_vector(session, midi))
+    midi_table = _search_table(embedded.features(MUSIC), query_vector(session, midi, None)[1])
     _section(console, f"3. MIDI -> music: {midi.relative_to(queries).as_posix()}", midi_table)
     audio = _query_file(queries, FileKind.AUDIO)
-    audio_table = _search_table(embedded.features(SCORES), _file_vector(session, audio))
+    audio_table = _search_table(embedded.features(SCORES), query_vector(session, audio, None)[1])
     _section(console, f"4. Audio -> score: {audio.relative_to(queries).as_posix()}", audio_table)
     title = f"5. Zero-shot classification of the scores: {', '.join(LABELS)}"
     _section(console, title, _zero_shot_table(session, embedded.features(SCORES)))
     image = library / IMAGE_QUERY
     if image.is_file():
-        image_table = _search_table(embedded.features(MUSIC), _file_vector(session, image))
+        image_table = _search_table(embedded.features(MUSIC), query_vector(session, image, None)[1])
         _section(console, f"6. Image -> music (through its caption): {IMAGE_QUERY}", image_table)
 
 

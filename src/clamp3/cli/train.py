@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from clamp3.cli.common import friendly_errors
-from clamp3.train.default_model.settings import DefaultModelSettings as DefaultModelDefaults
+from clamp3.train.default_model.settings import DefaultModelSettings
 
 _RECIPE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -75,9 +75,9 @@ def m3_command(config_path: Path) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="An open-data set already built (python -m clamp3.train.opendata.build); default WORK/opendata.",
 )
-@click.option("--epochs", type=int, default=DefaultModelDefaults.epochs, show_default=True)
-@click.option("--seed", type=int, default=DefaultModelDefaults.seed, show_default=True)
-@click.option("--workers", type=int, default=DefaultModelDefaults.workers, show_default=True)
+@click.option("--epochs", type=int, default=DefaultModelSettings.epochs, show_default=True)
+@click.option("--seed", type=int, default=DefaultModelSettings.seed, show_default=True)
+@click.option("--workers", type=int, default=DefaultModelSettings.workers, show_default=True)
 @click.option("--max-steps", type=int, help="Stop after this many steps (resume later to go on).")
 @click.option("--device", help="cpu or cuda (default: cuda when available).")
 @friendly_errors
@@ -92,7 +92,6 @@ def default_model_command(
 ) -> None:
     """Rebuild the bundled default model from open data: data set, renderings, training, export."""
     from clamp3.train.default_model.recipe import train_default_model
-    from clamp3.train.default_model.settings import DefaultModelSettings
 
     settings = DefaultModelSettings(
         work=work, opendata=data, epochs=epochs, seed=seed, workers=workers, max_steps=max_steps

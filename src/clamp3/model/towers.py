@@ -52,6 +52,12 @@ def build_text_encoder(text: TextConfig, attn_implementation: AttentionImpl) -> 
     return build_bert(text.encoder, attn_implementation)
 
 
+def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``[B, L, H]`` hidden states averaged over the positions where ``mask`` (``[B, L]``) is 1."""
+    weights = mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1)
+
+
 class M3PatchEncoder(nn.Module):
     """M3 encoder: each patch of character ids is one-hot encoded, flattened and linearly embedded.
 
@@ -118,10 +124,8 @@ class CLaMP3Model(nn.Module):
 
     def project(self, tower: Tower, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Masked mean over positions, then the tower's projection: ``[B, projection_dim]``."""
-        weights = mask.to(hidden.dtype).unsqueeze(-1)
-        pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1)
         projection: nn.Linear = getattr(self, f"{tower}_proj")
-        return projection(pooled)
+        return projection(masked_mean(hidden, mask))
 
     def global_features(self, tower: Tower, inputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.project(tower, self.hidden_states(tower, inputs, mask), mask)

@@ -36,6 +36,13 @@ def _not_npy(path: Path, head: bytes) -> InputError:
     return InputError(path, "not a .npy file (no NUMPY signature)")
 
 
+def with_edge_windows(features: np.ndarray) -> np.ndarray:
+    """``[n + 2, D]``: a zero vector before and after the windows, as the audio tower reads them (the
+    reference adds them to every clip)."""
+    zero = np.zeros((1, features.shape[1]), dtype=np.float32)
+    return np.concatenate([zero, features, zero])
+
+
 def load_feature_file(path: str | Path) -> np.ndarray:
     """The ``[n_windows, D]`` float32 features of a ``.npy`` file.
 

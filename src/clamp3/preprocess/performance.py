@@ -7,6 +7,7 @@ Renderings, transcription-like noise and transcriptions all write MIDI this way:
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import mido
 
@@ -43,3 +44,30 @@ def write_performance(timed: list[tuple[float, mido.Message]]) -> mido.MidiFile:
         track.append(msg.copy(time=tick - last))
         last = tick
     return mido.MidiFile(type=0, ticks_per_beat=TICKS_PER_BEAT, tracks=[track])
+
+
+@dataclass(frozen=True)
+class Note:
+    start: float
+    end: float
+    pitch: int
+    velocity: int
+
+
+def notes_of(midi: mido.MidiFile) -> list[Note]:
+    """The sounding notes of a file in seconds (drums excluded), in order of onset."""
+    started: dict[tuple[int, int], tuple[float, int]] = {}
+    notes = []
+    for when, msg in timed_messages(midi):
+        if msg.type not in ("note_on", "note_off") or msg.channel == 9:
+            continue
+        key = (msg.channel, msg.note)
+        if msg.type == "note_on" and msg.velocity > 0:
+            if key in started:  # a repeated note-on ends the previous one
+                begin, velocity = started.pop(key)
+                notes.append(Note(begin, when, msg.note, velocity))
+            started[key] = (when, msg.velocity)
+        elif key in started:
+            begin, velocity = started.pop(key)
+            notes.append(Note(begin, when, msg.note, velocity))
+    return sorted(notes, key=lambda note: (note.start, note.pitch))

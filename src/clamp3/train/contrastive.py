@@ -21,8 +21,15 @@ from torch import nn
 
 from clamp3.encoder import CLaMP3
 from clamp3.model.towers import CLaMP3Model, Tower
+from clamp3.preprocess.features import with_edge_windows
 from clamp3.retrieval.evaluate import metrics_from_ranks, target_ranks
-from clamp3.train.data import Example, item_rng, random_window, remove_instrument_info, training_text
+from clamp3.train.data import (
+    Example,
+    item_rng,
+    random_slice,
+    remove_instrument_info,
+    training_text,
+)
 from clamp3.train.distributed import ProcessGroup
 from clamp3.train.loss import clip_loss
 
@@ -141,8 +148,7 @@ class ContrastiveTask:
             example, rng = self.train[index], item_rng(self.settings.seed, epoch, index)
             lines = training_text(example, rng, self.settings.text_dropout)
             ids = encoder.tokenize([encoder.tokenizer.sep_token.join(lines)])[0]
-            start, stop = random_window(len(ids), config.text.max_length, rng)
-            texts.append(np.asarray(ids[start:stop], dtype=np.int64))
+            texts.append(random_slice(np.asarray(ids, dtype=np.int64), config.text.max_length, rng))
             music.append(self._music_piece(example.music[int(rng.integers(len(example.music)))], rng))
         text, text_mask = encoder._collate(texts, config.text.encoder.pad_token_id)
         music_batch, music_mask = encoder._collate(music, 0)
@@ -154,13 +160,9 @@ class ContrastiveTask:
             if rng.random() < self.settings.remove_instruments:
                 data = remove_instrument_info(data)
             patches = self.encoder.patchilizer.encode(data, add_special_patches=True)
-            start, stop = random_window(len(patches), config.symbolic.max_patches, rng)
-            return patches[start:stop]
+            return random_slice(patches, config.symbolic.max_patches, rng)
         frames = np.asarray(data, dtype=np.float32).reshape(-1, config.audio.feature_size)
-        zero = np.zeros((1, frames.shape[1]), dtype=np.float32)
-        frames = np.concatenate([zero, frames, zero])
-        start, stop = random_window(len(frames), config.audio.max_frames, rng)
-        return frames[start:stop]
+        return random_slice(with_edge_windows(frames), config.audio.max_frames, rng)
 
     # ------------------------------------------------------------------ validation and saving
 

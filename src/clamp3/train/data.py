@@ -181,6 +181,12 @@ def remove_instrument_info(text: str) -> str:
     return "\n".join(lines)
 
 
+def random_slice(array: np.ndarray, size: int, rng: np.random.Generator | None) -> np.ndarray:
+    """The rows of ``array`` that :func:`random_window` chooses."""
+    start, stop = random_window(len(array), size, rng)
+    return array[start:stop]
+
+
 def random_window(length: int, size: int, rng: np.random.Generator | None) -> tuple[int, int]:
     """``[start, stop)`` of at most ``size`` items: the head, the tail or a random middle (reference
     truncation); always the head when ``rng`` is ``None`` (validation)."""

@@ -21,8 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from clamp3.encoder import CLaMP3
+from clamp3.preprocess.features import with_edge_windows
 from clamp3.retrieval.evaluate import metrics_from_ranks, target_ranks
-from clamp3.train.data import item_rng, random_window, remove_instrument_info
+from clamp3.train.data import item_rng, random_slice, remove_instrument_info
 from clamp3.train.distributed import ProcessGroup
 from clamp3.train.loss import clip_loss
 
@@ -137,10 +138,12 @@ class AlignTask:
         for index in indices:
             tune, rng = self.train[index], item_rng(self.seed, epoch, index)
             text.append(tune.text[int(rng.integers(len(tune.text)))])
-            abc.append(_window(self._abc[index], config.symbolic.max_patches, rng))
+            abc.append(random_slice(self._abc[index], config.symbolic.max_patches, rng))
             variants = self._midi[index]
-            midi.append(_window(variants[int(rng.integers(len(variants)))], config.symbolic.max_patches, rng))
-            audio.append(_window(_pad_audio(tune.audio), config.audio.max_frames, rng))
+            midi.append(
+                random_slice(variants[int(rng.integers(len(variants)))], config.symbolic.max_patches, rng)
+            )
+            audio.append(random_slice(with_edge_windows(tune.audio), config.audio.max_frames, rng))
         collate = self.encoder._collate
         return ViewBatch(
             torch.from_numpy(np.stack(text)).to(self.encoder.device),
@@ -181,14 +184,3 @@ class AlignTask:
 
     def save_model(self, directory: Path) -> None:
         self.encoder.save_pretrained(directory)
-
-
-def _pad_audio(features: np.ndarray) -> np.ndarray:
-    """A zero vector before and after the windows, as :meth:`CLaMP3.encode_audio_features` adds."""
-    zero = np.zeros((1, features.shape[1]), dtype=np.float32)
-    return np.concatenate([zero, features, zero])
-
-
-def _window(array: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    start, stop = random_window(len(array), size, rng)
-    return array[start:stop]

@@ -9,41 +9,12 @@ velocities that are flat or follow loudness instead of the score.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import mido
 import numpy as np
 
-from clamp3.preprocess.performance import timed_messages, write_performance
+from clamp3.preprocess.performance import Note, notes_of, write_performance
 
 GHOST_INTERVALS = (12, 19, 24, 1, -1, -12)
-
-
-@dataclass(frozen=True)
-class Note:
-    start: float
-    end: float
-    pitch: int
-    velocity: int
-
-
-def notes_of(midi: mido.MidiFile) -> list[Note]:
-    """The sounding notes of a file in seconds (drums excluded), in order of onset."""
-    started: dict[tuple[int, int], tuple[float, int]] = {}
-    notes = []
-    for when, msg in timed_messages(midi):
-        if msg.type not in ("note_on", "note_off") or msg.channel == 9:
-            continue
-        key = (msg.channel, msg.note)
-        if msg.type == "note_on" and msg.velocity > 0:
-            if key in started:  # a repeated note-on ends the previous one
-                begin, velocity = started.pop(key)
-                notes.append(Note(begin, when, msg.note, velocity))
-            started[key] = (when, msg.velocity)
-        elif key in started:
-            begin, velocity = started.pop(key)
-            notes.append(Note(begin, when, msg.note, velocity))
-    return sorted(notes, key=lambda note: (note.start, note.pitch))
 
 
 def transcription_noise(midi: mido.MidiFile, rng: np.random.Generator) -> mido.MidiFile:

@@ -20,7 +20,7 @@ import numpy as np
 import soundfile as sf
 
 from clamp3.errors import Clamp3Error, InputError
-from clamp3.preprocess.performance import read_midi, timed_messages, write_performance
+from clamp3.preprocess.performance import notes_of, read_midi, timed_messages, write_performance
 
 FLUID_R3 = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 """Training sound font (MIT, Debian ``fluid-soundfont-gm``)."""
@@ -117,17 +117,8 @@ def render(
 def piano_roll(midi: mido.MidiFile, frame_seconds: float, frames: int) -> np.ndarray:
     """``[frames, 88]`` with 1 where a piano-range note sounds during a frame (drums excluded)."""
     roll = np.zeros((frames, 88), dtype=np.float32)
-    now = 0.0
-    started: dict[tuple[int, int], float] = {}
-    for msg in midi:
-        now += msg.time
-        if msg.type not in ("note_on", "note_off") or msg.channel == 9 or not 21 <= msg.note <= 108:
-            continue
-        key = (msg.channel, msg.note)
-        if msg.type == "note_on" and msg.velocity > 0:
-            started.setdefault(key, now)
-        elif key in started:
-            begin = started.pop(key)
-            lo, hi = int(begin / frame_seconds), int(np.ceil(now / frame_seconds))
-            roll[lo : min(hi, frames), msg.note - 21] = 1.0
+    for note in notes_of(midi):
+        if 21 <= note.pitch <= 108:
+            lo, hi = int(note.start / frame_seconds), int(np.ceil(note.end / frame_seconds))
+            roll[lo : min(hi, frames), note.pitch - 21] = 1.0
     return roll
