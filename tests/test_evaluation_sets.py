@@ -1,4 +1,5 @@
-"""The evaluation-set builder of the bundled model (evaluation/default_model.py): query texts and labels."""
+"""The bundled model's evaluation scripts: the set builder's query texts and labels
+(evaluation/default_model.py) and the bar ceilings (evaluation/ceilings.py)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,21 @@ import csv
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("default_model_eval", REPO / "evaluation" / "default_model.py")
-evaluation = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(evaluation)
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"evaluation_{name}", REPO / "evaluation" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+evaluation = _script("default_model")
+ceilings = _script("ceilings")
 
 
 @pytest.mark.parametrize(
@@ -59,3 +69,32 @@ def test_labelled_only_copies_just_the_labelled_files(tmp_path):
     assert target == tmp_path / "abc-kind"
     assert sorted(p.name for p in target.iterdir()) == ["a.abc", "c.abc"]
     assert (target / "c.abc").read_text(encoding="utf-8") == "c.abc"
+
+
+def test_fact_ceiling_is_the_expected_mrr_of_a_ranker_knowing_only_the_facts():
+    assert ceilings.fact_ceiling(["a", "a", "b"]) == pytest.approx((1 + 1 / 2 + 1) / 3)
+    assert ceilings.fact_ceiling(list(range(5))) == 1.0
+    assert ceilings.fact_ceiling([0] * 4) == pytest.approx((1 + 1 / 2 + 1 / 3 + 1 / 4) / 4)
+    rng = np.random.default_rng(0)  # the formula against simulation: random order within each group
+    facts = ["x"] * 3 + ["y"] * 2
+    simulated = []
+    for _ in range(4000):
+        order = rng.permutation(len(facts))
+        ranks = [1 + sum(facts[j] == facts[i] for j in order[: list(order).index(i)]) for i in range(5)]
+        simulated.append(np.mean([1 / r for r in ranks]))
+    assert np.mean(simulated) == pytest.approx(ceilings.fact_ceiling(facts), abs=0.01)
+
+
+def test_query_facts_reads_the_english_short_query():
+    analysis = {"key_tonic": "Bb", "key_mode": "minor", "meter": "9/8"}
+    english = evaluation.query({"genres": ["slip jig"]}, analysis, "en")
+    assert ceilings.query_facts(english) == {"type": "slip jig", "key": "B-flat minor", "meter": "9/8"}
+    with pytest.raises(ValueError, match="not a short English query"):
+        ceilings.query_facts("Ein Reel in D-Dur.")
+
+
+def test_nearest_translation_accuracy_counts_distinct_english_queries():
+    english = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    same = ["A reel.", "A reel.", "A jig."]
+    other = np.array([[0.9, 0.1], [0.2, 0.8], [0.1, 0.9]])  # the second query lands on the jig
+    assert ceilings.nearest_translation_accuracy(english, other, same) == pytest.approx(2 / 3)

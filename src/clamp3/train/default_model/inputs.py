@@ -3,6 +3,8 @@
 * ``audio/<split>/<key>.npy``: front-end features of a FluidSynth rendering (FluidR3_GM) with a
   :class:`~clamp3.train.opendata.render.Variation` drawn from the seed and the piece;
 * ``midi/<split>/<key>-<n>.mtf``: transcription-like MTF variants of the score's MIDI;
+* ``midi/<split>/<key>-transcribed.mtf``: basic-pitch's transcription of the same rendering (training and
+  validation splits only);
 * ``text/<split>.npy``: the frozen text backbone's pooled output for each record's text variants
   (``[records, variants, 384]``), so training never runs the 12-layer backbone.
 
@@ -28,6 +30,7 @@ from clamp3.fileio import atomic_write
 from clamp3.preprocess.frontends import front_end
 from clamp3.preprocess.midi import midi_to_mtf
 from clamp3.preprocess.performance import read_midi
+from clamp3.preprocess.transcribe import transcribe
 from clamp3.progress import progress_bar
 from clamp3.train.data import Example, read_jsonl, training_text
 from clamp3.train.default_model.settings import FRONT_END, DefaultModelSettings
@@ -88,15 +91,31 @@ class _AudioJob:
     seconds: float
 
 
+def _rendering(job: _AudioJob) -> np.ndarray:
+    """The piece's training rendering: always the same samples for the same seed."""
+    variation = choose_variation(job.piece.id, job.seed)
+    midi = vary_midi(job.piece.midi.read_bytes(), variation, job.seconds, str(job.piece.midi))
+    return render(midi, FLUID_R3, front_end(FRONT_END).sample_rate, job.seconds, variation.reverb)
+
+
 def _render_features(job: _AudioJob) -> str | None:
     """Render and featurise one piece; the reason as text when it fails."""
     torch.set_num_threads(1)
     try:
-        variation = choose_variation(job.piece.id, job.seed)
-        midi = vary_midi(job.piece.midi.read_bytes(), variation, job.seconds, str(job.piece.midi))
-        samples = render(midi, FLUID_R3, front_end(FRONT_END).sample_rate, job.seconds, variation.reverb)
-        _save_npy(job.target, front_end(FRONT_END).features(samples, job.piece.midi))
+        _save_npy(job.target, front_end(FRONT_END).features(_rendering(job), job.piece.midi))
     except (InputError, OSError) as exc:
+        return f"{job.piece.id}: {exc}"
+    return None
+
+
+def _render_transcription(job: _AudioJob) -> str | None:
+    """Render (the opening of) one piece again and write basic-pitch's transcription of it as MTF."""
+    torch.set_num_threads(1)
+    try:
+        buffer = io.BytesIO()
+        transcribe(_rendering(job)).save(file=buffer)
+        _save_text(job.target, midi_to_mtf(buffer.getvalue(), name=job.piece.id))
+    except (InputError, OSError, ValueError) as exc:
         return f"{job.piece.id}: {exc}"
     return None
 
@@ -139,9 +158,26 @@ def _run_parallel(
 
 
 def midi_paths(settings: DefaultModelSettings, split: str, piece: Piece) -> list[Path]:
-    """The score's MTF followed by the noisy variants' paths."""
+    """The score's MTF, the noisy variants' paths, then the transcription's (not for the test split)."""
     folder = settings.inputs / "midi" / split
-    return [piece.mtf, *(folder / f"{piece.key}-{n}.mtf" for n in range(1, settings.noisy_midi + 1))]
+    noisy = [folder / f"{piece.key}-{n}.mtf" for n in range(1, settings.noisy_midi + 1)]
+    transcribed = [] if split == "test" else [transcription_path(settings, split, piece)]
+    return [piece.mtf, *noisy, *transcribed]
+
+
+def transcription_path(settings: DefaultModelSettings, split: str, piece: Piece) -> Path:
+    return settings.inputs / "midi" / split / f"{piece.key}-transcribed.mtf"
+
+
+def build_transcriptions(settings: DefaultModelSettings, split: str, pieces: Sequence[Piece]) -> list[str]:
+    """Transcribe the renderings of the pieces without a transcription yet; returns the failures."""
+    seconds = settings.transcribed_seconds
+    jobs = [
+        _AudioJob(piece, transcription_path(settings, split, piece), settings.seed, seconds)
+        for piece in pieces
+        if not transcription_path(settings, split, piece).is_file()
+    ]
+    return _run_parallel(_render_transcription, jobs, f"transcribe {split}", settings)
 
 
 def build_midi(settings: DefaultModelSettings, split: str, pieces: Sequence[Piece]) -> list[str]:
@@ -149,7 +185,7 @@ def build_midi(settings: DefaultModelSettings, split: str, pieces: Sequence[Piec
     failures = []
     with progress_bar(len(pieces), f"noisy MIDI {split}", settings.show_progress) as bar:
         for piece in pieces:
-            for number, path in enumerate(midi_paths(settings, split, piece)[1:], start=1):
+            for number, path in enumerate(midi_paths(settings, split, piece)[1 : settings.noisy_midi + 1], 1):
                 if path.is_file():
                     continue
                 rng = np.random.default_rng([settings.seed, number, int(piece.key, 16)])

@@ -3,7 +3,8 @@
 Stages, each resumable (re-running the command continues where it stopped):
 
 1. the open-data set (:mod:`clamp3.train.opendata.build`) unless ``--data`` names a built one;
-2. derived inputs (:mod:`.inputs`): renderings' front-end features, noisy MIDI, text vectors;
+2. derived inputs (:mod:`.inputs`): renderings' front-end features, noisy MIDI, basic-pitch
+   transcriptions of the renderings, text vectors;
 3. contrastive training (:mod:`.task`) with checkpoints in ``work/training``;
 4. the best model, exported with half-precision weights to ``work/model``.
 
@@ -39,6 +40,7 @@ def prepare(settings: DefaultModelSettings, encoder: CLaMP3) -> dict[str, list[T
         failures[f"midi {split}"] = inputs.build_midi(settings, split, pieces)
         if split == "test":
             continue
+        failures[f"transcription {split}"] = inputs.build_transcriptions(settings, split, pieces)
         inputs.build_text(settings, split, pieces, encoder)
         text = np.load(inputs.text_path(settings, split))
         tunes[split] = [

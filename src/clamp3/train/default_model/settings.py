@@ -55,6 +55,9 @@ class DefaultModelSettings:
     """Texts embedded per record: all English lines, all translated lines, then text-dropout draws."""
     noisy_midi: int = 2
     """Transcription-like MIDI variants per record, besides the score's own MIDI."""
+    transcribed_seconds: float = 12.0
+    """Length of the rendering's opening that basic-pitch transcribes into one more MIDI variant (longer
+    than the symbolic tower's 96-patch window for nearly every tune, at half the cost of the whole)."""
     workers: int = 2
     max_steps: int | None = None
     show_progress: bool = True

@@ -1,10 +1,11 @@
 """Joint contrastive alignment of text, ABC, MIDI and audio for the bundled model.
 
 Each training item is one tune seen four ways: a text variant (the frozen backbone's pooled vector, so
-only the text projection trains), its interleaved ABC, its MIDI (the score's or a transcription-like
-variant) and a rendering's front-end features. The loss is the mean symmetric CLIP loss over all six
-pairs of views, on L2-normalised features with a learned temperature, so every modality is pulled
-towards every other one (text->audio and MIDI->score alike).
+only the text projection trains), its interleaved ABC, its MIDI (the score's, a transcription-like
+variant or basic-pitch's transcription of the rendering) and a rendering's front-end features. The
+loss is the mean symmetric CLIP loss over all six pairs of views, on L2-normalised features with a
+learned temperature, so every modality is pulled towards every other one (text->audio and MIDI->score
+alike).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class TuneViews:
     """The query text of validation (its backbone vector is ``text[0]`` only for training tunes)."""
     abc: str
     midi: tuple[str, ...]
-    """The score's MTF first, then transcription-like variants."""
+    """The score's MTF first, then transcription-like variants and (last) basic-pitch's transcription of
+    the rendering."""
     audio: np.ndarray
 
 
@@ -153,7 +155,8 @@ class AlignTask:
         )
 
     def validate(self) -> dict[str, float]:
-        """Held-out retrieval through the inference path: text->ABC/MIDI/audio, ABC<->MIDI, audio->ABC."""
+        """Held-out retrieval through the inference path: text->ABC/MIDI/audio, ABC<->MIDI, audio->ABC;
+        ``noisy`` is each tune's last MIDI variant (the rendering's transcription)."""
         if not self.validation:
             return {"val_mrr": 0.0}
         encoder, tunes = self.encoder, self.validation
