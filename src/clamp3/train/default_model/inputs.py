@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import mido
 import numpy as np
 import torch
 
@@ -80,6 +81,12 @@ def _save_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def _save_mtf(path: Path, midi: mido.MidiFile, name: str) -> None:
+    buffer = io.BytesIO()
+    midi.save(file=buffer)
+    _save_text(path, midi_to_mtf(buffer.getvalue(), name=name))
+
+
 # ------------------------------------------------------------------ audio
 
 
@@ -112,9 +119,7 @@ def _render_transcription(job: _AudioJob) -> str | None:
     """Render (the opening of) one piece again and write basic-pitch's transcription of it as MTF."""
     torch.set_num_threads(1)
     try:
-        buffer = io.BytesIO()
-        transcribe(_rendering(job)).save(file=buffer)
-        _save_text(job.target, midi_to_mtf(buffer.getvalue(), name=job.piece.id))
+        _save_mtf(job.target, transcribe(_rendering(job)), job.piece.id)
     except (InputError, OSError, ValueError) as exc:
         return f"{job.piece.id}: {exc}"
     return None
@@ -159,10 +164,13 @@ def _run_parallel(
 
 def midi_paths(settings: DefaultModelSettings, split: str, piece: Piece) -> list[Path]:
     """The score's MTF, the noisy variants' paths, then the transcription's (not for the test split)."""
-    folder = settings.inputs / "midi" / split
-    noisy = [folder / f"{piece.key}-{n}.mtf" for n in range(1, settings.noisy_midi + 1)]
     transcribed = [] if split == "test" else [transcription_path(settings, split, piece)]
-    return [piece.mtf, *noisy, *transcribed]
+    return [piece.mtf, *noisy_midi_paths(settings, split, piece), *transcribed]
+
+
+def noisy_midi_paths(settings: DefaultModelSettings, split: str, piece: Piece) -> list[Path]:
+    folder = settings.inputs / "midi" / split
+    return [folder / f"{piece.key}-{n}.mtf" for n in range(1, settings.noisy_midi + 1)]
 
 
 def transcription_path(settings: DefaultModelSettings, split: str, piece: Piece) -> Path:
@@ -185,15 +193,13 @@ def build_midi(settings: DefaultModelSettings, split: str, pieces: Sequence[Piec
     failures = []
     with progress_bar(len(pieces), f"noisy MIDI {split}", settings.show_progress) as bar:
         for piece in pieces:
-            for number, path in enumerate(midi_paths(settings, split, piece)[1 : settings.noisy_midi + 1], 1):
+            for number, path in enumerate(noisy_midi_paths(settings, split, piece), start=1):
                 if path.is_file():
                     continue
                 rng = np.random.default_rng([settings.seed, number, int(piece.key, 16)])
                 try:
                     noisy = transcription_noise(read_midi(piece.midi.read_bytes(), str(piece.midi)), rng)
-                    buffer = io.BytesIO()
-                    noisy.save(file=buffer)
-                    _save_text(path, midi_to_mtf(buffer.getvalue(), name=piece.id))
+                    _save_mtf(path, noisy, piece.id)
                 except (InputError, OSError, ValueError) as exc:
                     failures.append(f"{piece.id}: {exc}")
             bar.advance(1)

@@ -6,7 +6,7 @@ Stages, each resumable (re-running the command continues where it stopped):
 2. derived inputs (:mod:`.inputs`): renderings' front-end features, noisy MIDI, basic-pitch
    transcriptions of the renderings, text vectors;
 3. contrastive training (:mod:`.task`) with checkpoints in ``work/training``;
-4. the best model, exported with half-precision weights to ``work/model``.
+4. the best model, exported (float32 weights) to ``work/model``.
 
 Every random choice comes from the seed, so two runs with the same settings give the same model on
 the same hardware and library versions.
