@@ -70,6 +70,19 @@ def test_selects_ceil_of_ratio_distinct_sorted_positions(n):
     np.testing.assert_array_equal(masked.targets, patches[masked.selected])
 
 
+def test_decoded_cap_corrupts_all_selected_but_reconstructs_only_a_subset():
+    patches = np.random.default_rng(5).integers(4, 128, size=(40, 64))
+    full = mask_patches(patches, np.random.default_rng(9), weights=(1, 0, 0))
+    capped = mask_patches(patches, np.random.default_rng(9), weights=(1, 0, 0), decoded=3)
+    np.testing.assert_array_equal(capped.patches, full.patches)  # same corruption: 18 masked patches
+    assert int((capped.patches == MASK).all(axis=1).sum()) == math.ceil(0.45 * 40)
+    assert len(capped.selected) == 3 and set(capped.selected.tolist()) <= set(full.selected.tolist())
+    assert (np.diff(capped.selected) > 0).all()
+    np.testing.assert_array_equal(capped.targets, patches[capped.selected])
+    small = mask_patches(patches[:4], np.random.default_rng(9), decoded=3)
+    assert len(small.selected) == 2  # fewer corrupted than the cap: all of them
+
+
 def test_mask_mode_sets_every_id_of_selected_patches_to_mask():
     patches = _patches()
     masked = mask_patches(patches, np.random.default_rng(1), weights=(1, 0, 0))

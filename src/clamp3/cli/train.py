@@ -76,6 +76,20 @@ def m3_command(config_path: Path) -> None:
     help="An open-data set already built (python -m clamp3.train.opendata.build); default WORK/opendata.",
 )
 @click.option("--epochs", type=int, default=DefaultModelSettings.epochs, show_default=True)
+@click.option(
+    "--m3-epochs",
+    type=int,
+    default=DefaultModelSettings.m3_epochs,
+    show_default=True,
+    help="Epochs of M3 pretraining of the symbolic tower before the alignment (0: none).",
+)
+@click.option(
+    "--freedoom-wad",
+    "freedoom",
+    type=click.Path(dir_okay=False, path_type=Path),
+    multiple=True,
+    help="A Doom WAD whose MIDI music joins M3 pretraining (repeat; default: Debian freedoom's two).",
+)
 @click.option("--seed", type=int, default=DefaultModelSettings.seed, show_default=True)
 @click.option("--workers", type=int, default=DefaultModelSettings.workers, show_default=True)
 @click.option("--max-steps", type=int, help="Stop after this many steps (resume later to go on).")
@@ -85,6 +99,8 @@ def default_model_command(
     work: Path,
     data: Path | None,
     epochs: int,
+    m3_epochs: int,
+    freedoom: tuple[Path, ...],
     seed: int,
     workers: int,
     max_steps: int | None,
@@ -94,7 +110,14 @@ def default_model_command(
     from clamp3.train.default_model.recipe import train_default_model
 
     settings = DefaultModelSettings(
-        work=work, opendata=data, epochs=epochs, seed=seed, workers=workers, max_steps=max_steps
+        work=work,
+        opendata=data,
+        epochs=epochs,
+        m3_epochs=m3_epochs,
+        freedoom=freedoom or DefaultModelSettings.freedoom,
+        seed=seed,
+        workers=workers,
+        max_steps=max_steps,
     )
     state = train_default_model(settings, device)
     best = max((row.get("val_mrr", 0.0) for row in state.history), default=0.0)

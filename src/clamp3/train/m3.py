@@ -46,13 +46,15 @@ def mask_patches(
     rng: np.random.Generator,
     ratio: float = 0.45,
     weights: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    decoded: int | None = None,
 ) -> MaskedPatches:
     """Select ``ceil(ratio * n)`` patches (BOS/EOS patches included) and corrupt them all one way.
 
     One mode per sequence, drawn with probabilities ``weights`` for (mask, shuffle, keep): "mask" sets
     every id of a selected patch to MASK; "shuffle" permutes the ids between position 1 and the
     patch's single EOS id (positions 1.. to the end when it has no EOS or several); "keep" leaves the
-    patch as it is (validation uses ``weights=(0, 0, 1)``).
+    patch as it is (validation uses ``weights=(0, 0, 1)``). ``decoded`` keeps only that many of the
+    corrupted patches (a random subset) as reconstruction targets, which cuts the decoder's cost.
     """
     count = math.ceil(ratio * len(patches))
     selected = np.sort(rng.choice(len(patches), size=count, replace=False))
@@ -66,6 +68,8 @@ def mask_patches(
             eos = np.flatnonzero(row == EOS)
             stop = eos[0] if len(eos) == 1 else len(row)
             row[1:stop] = rng.permutation(row[1:stop])
+    if decoded is not None and decoded < count:
+        selected = np.sort(rng.choice(selected, size=decoded, replace=False))
     return MaskedPatches(corrupted, selected, patches[selected].copy(), mode)
 
 
@@ -137,6 +141,9 @@ class M3TaskSettings:
     mask_ratio: float = 0.45
     mask_weights: tuple[float, float, float] = (0.8, 0.1, 0.1)
     """Probabilities of mask, shuffle and keep."""
+    decoded_per_sequence: int | None = None
+    """Reconstruct at most this many of each sequence's corrupted patches (a random subset; the
+    decoder's cost grows with them). ``None``: all of them, as the reference does."""
     val_fraction: float = 0.01
     """Held out when no validation texts are given."""
     seed: int = 0
@@ -200,7 +207,9 @@ class M3PretrainTask:
         except ValueError as exc:
             raise Clamp3Error(f"{split} text {index}: {exc}") from None
         patches = truncate_patches(patches, self.max_patches, rng if train else None)
-        return mask_patches(patches, rng, self.settings.mask_ratio, weights)
+        return mask_patches(
+            patches, rng, self.settings.mask_ratio, weights, self.settings.decoded_per_sequence
+        )
 
     def train_batches(self, epoch: int, rank: int, world_size: int) -> Iterator[M3Batch]:
         """Whole batches of a seeded permutation (``default_rng(seed + epoch)``); global batch ``j``

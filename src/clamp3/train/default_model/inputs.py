@@ -77,14 +77,14 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
     atomic_write(path, write)
 
 
-def _save_text(path: Path, text: str) -> None:
+def save_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _save_mtf(path: Path, midi: mido.MidiFile, name: str) -> None:
     buffer = io.BytesIO()
     midi.save(file=buffer)
-    _save_text(path, midi_to_mtf(buffer.getvalue(), name=name))
+    save_text(path, midi_to_mtf(buffer.getvalue(), name=name))
 
 
 # ------------------------------------------------------------------ audio
@@ -253,4 +253,4 @@ def build_text(settings: DefaultModelSettings, split: str, pieces: Sequence[Piec
 
 
 def write_summary(settings: DefaultModelSettings, failures: dict[str, list[str]]) -> None:
-    _save_text(settings.inputs / "failures.json", json.dumps(failures, indent=1, ensure_ascii=False) + "\n")
+    save_text(settings.inputs / "failures.json", json.dumps(failures, indent=1, ensure_ascii=False) + "\n")

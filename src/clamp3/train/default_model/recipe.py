@@ -5,8 +5,10 @@ Stages, each resumable (re-running the command continues where it stopped):
 1. the open-data set (:mod:`clamp3.train.opendata.build`) unless ``--data`` names a built one;
 2. derived inputs (:mod:`.inputs`): renderings' front-end features, noisy MIDI, basic-pitch
    transcriptions of the renderings, text vectors;
-3. contrastive training (:mod:`.task`) with checkpoints in ``work/training``;
-4. the best model, exported (float32 weights) to ``work/model``.
+3. M3 pretraining of the symbolic tower (:mod:`.pretrain`) with checkpoints in ``work/pretraining``;
+4. contrastive training (:mod:`.task`), starting from the pretrained symbolic tower, with checkpoints
+   in ``work/training``;
+5. the best model, exported (float32 weights) to ``work/model``.
 
 Every random choice comes from the seed, so two runs with the same settings give the same model on
 the same hardware and library versions.
@@ -20,7 +22,9 @@ import numpy as np
 import torch
 
 from clamp3.encoder import CLaMP3
+from clamp3.model.m3 import load_m3_encoder_into
 from clamp3.train.default_model import inputs
+from clamp3.train.default_model.pretrain import check_freedoom, pretrain_symbolic
 from clamp3.train.default_model.settings import DefaultModelSettings, bundled_config
 from clamp3.train.default_model.task import AlignTask, TuneViews
 from clamp3.train.loop import Trainer, TrainSettings, TrainState
@@ -69,9 +73,16 @@ def _views(settings: DefaultModelSettings, split: str, piece: inputs.Piece, text
 
 def train_default_model(settings: DefaultModelSettings, device: str | None = None) -> TrainState:
     """Run every stage; the model ends up in ``settings.model``."""
+    if settings.m3_epochs:
+        check_freedoom(settings)
     torch.manual_seed(settings.seed)
     encoder = CLaMP3.new(bundled_config(), device=device or "cpu")
     tunes = prepare(settings, encoder)
+    if settings.m3_epochs:
+        pretrained = pretrain_symbolic(
+            settings, encoder.config, tunes["train"], tunes["validation"], encoder.device
+        )
+        load_m3_encoder_into(encoder.model, pretrained)
     task = AlignTask(encoder, tunes["train"], tunes["validation"], settings.batch_size, settings.seed)
     train = TrainSettings(
         output=settings.training,

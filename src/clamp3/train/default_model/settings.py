@@ -8,6 +8,7 @@ from pathlib import Path
 from clamp3.config import AudioConfig, CLaMP3Config, EncoderConfig, SymbolicConfig, TextConfig
 from clamp3.hub.backbones import E5_SMALL, E5_SMALL_ENCODER
 from clamp3.preprocess.frontends import FRONT_ENDS
+from clamp3.train.opendata.wad import DEBIAN_FREEDOOM_WADS
 
 FRONT_END = "pitchgram-v1"
 
@@ -45,6 +46,14 @@ class DefaultModelSettings:
     opendata: Path | None = None
     """An open-data set built before (default: built into ``work/opendata``)."""
     seed: int = 42
+    m3_epochs: int = 2
+    """Epochs of M3 pretraining of the symbolic tower (0: start the alignment from random weights)."""
+    m3_batch_size: int = 32
+    m3_learning_rate: float = 5e-4
+    m3_decoded_patches: int | None = 2
+    """Corrupted patches per sequence that the M3 decoder reconstructs (its cost dominates on a CPU)."""
+    freedoom: tuple[Path, ...] = DEBIAN_FREEDOOM_WADS
+    """Doom WADs whose MIDI music joins the M3 pretraining (Freedoom's, BSD-3-style licence)."""
     epochs: int = 20
     batch_size: int = 64
     learning_rate: float = 5e-4
@@ -69,6 +78,10 @@ class DefaultModelSettings:
     @property
     def inputs(self) -> Path:
         return self.work / "inputs"
+
+    @property
+    def pretraining(self) -> Path:
+        return self.work / "pretraining"
 
     @property
     def training(self) -> Path:
