@@ -142,9 +142,8 @@ def test_cli_names_a_missing_freedoom_wad_before_building_anything(tmp_path):
     from clamp3.cli import main
 
     missing = tmp_path / "freedoom1.wad"
-    result = CliRunner().invoke(
-        main, ["train", "default-model", "--work", str(tmp_path / "work"), "--freedoom-wad", str(missing)]
-    )
+    arguments = ["train", "default-model", "--work", str(tmp_path / "work"), "--m3-epochs", "2"]
+    result = CliRunner().invoke(main, [*arguments, "--freedoom-wad", str(missing)])
     assert result.exit_code != 0
     assert f"{missing}: Freedoom WAD not found" in result.output
     assert not (tmp_path / "work").exists()

@@ -5,9 +5,10 @@ Stages, each resumable (re-running the command continues where it stopped):
 1. the open-data set (:mod:`clamp3.train.opendata.build`) unless ``--data`` names a built one;
 2. derived inputs (:mod:`.inputs`): renderings' front-end features, noisy MIDI, basic-pitch
    transcriptions of the renderings, text vectors;
-3. M3 pretraining of the symbolic tower (:mod:`.pretrain`) with checkpoints in ``work/pretraining``;
-4. contrastive training (:mod:`.task`), starting from the pretrained symbolic tower, with checkpoints
-   in ``work/training``;
+3. with ``m3_epochs`` > 0, M3 pretraining of the symbolic tower (:mod:`.pretrain`) with checkpoints
+   in ``work/pretraining`` (off by default: it lowered validation MRR at the budget tried);
+4. contrastive training (:mod:`.task`), from the pretrained symbolic tower if there is one, with
+   checkpoints in ``work/training``;
 5. the best model, exported (float32 weights) to ``work/model``.
 
 Every random choice comes from the seed, so two runs with the same settings give the same model on
