@@ -28,7 +28,7 @@ from clamp3.train.data import remove_instrument_info
 from clamp3.train.default_model.inputs import save_text
 from clamp3.train.default_model.settings import DefaultModelSettings
 from clamp3.train.default_model.task import TuneViews
-from clamp3.train.loop import Trainer, TrainSettings
+from clamp3.train.loop import Trainer
 from clamp3.train.m3 import M3PretrainTask, M3TaskSettings
 from clamp3.train.opendata.wad import midi_lumps
 
@@ -113,22 +113,10 @@ def pretrain_symbolic(
             seed=settings.seed,
         ),
     )
-    state = Trainer(
-        task,
-        TrainSettings(
-            output=settings.pretraining,
-            epochs=settings.m3_epochs,
-            learning_rate=settings.m3_learning_rate,
-            warmup_steps=settings.warmup_steps,
-            min_lr_ratio=0.05,
-            weight_decay=0.01,
-            seed=settings.seed,
-            checkpoint_every=100,
-            tensorboard=False,
-            show_progress=settings.show_progress,
-        ),
-        device=device,
-    ).fit()
+    train = settings.trainer(
+        settings.pretraining, settings.m3_epochs, settings.m3_learning_rate, checkpoint_every=100
+    )
+    state = Trainer(task, train, device=device).fit()
     if not state.finished:
         raise Clamp3Error(f"M3 pretraining stopped at epoch {state.epoch}; run the command again to resume")
     return best

@@ -28,7 +28,7 @@ from clamp3.train.default_model import inputs
 from clamp3.train.default_model.pretrain import check_freedoom, pretrain_symbolic
 from clamp3.train.default_model.settings import DefaultModelSettings, bundled_config
 from clamp3.train.default_model.task import AlignTask, TuneViews
-from clamp3.train.loop import Trainer, TrainSettings, TrainState
+from clamp3.train.loop import Trainer, TrainState
 
 
 def prepare(settings: DefaultModelSettings, encoder: CLaMP3) -> dict[str, list[TuneViews]]:
@@ -85,17 +85,8 @@ def train_default_model(settings: DefaultModelSettings, device: str | None = Non
         )
         load_m3_encoder_into(encoder.model, pretrained)
     task = AlignTask(encoder, tunes["train"], tunes["validation"], settings.batch_size, settings.seed)
-    train = TrainSettings(
-        output=settings.training,
-        epochs=settings.epochs,
-        learning_rate=settings.learning_rate,
-        warmup_steps=settings.warmup_steps,
-        min_lr_ratio=0.05,
-        weight_decay=0.01,
-        seed=settings.seed,
-        max_steps=settings.max_steps,
-        tensorboard=False,
-        show_progress=settings.show_progress,
+    train = settings.trainer(
+        settings.training, settings.epochs, settings.learning_rate, max_steps=settings.max_steps
     )
     state = Trainer(task, train).fit()
     if state.finished:

@@ -8,6 +8,7 @@ from pathlib import Path
 from clamp3.config import AudioConfig, CLaMP3Config, EncoderConfig, SymbolicConfig, TextConfig
 from clamp3.hub.backbones import E5_SMALL, E5_SMALL_ENCODER
 from clamp3.preprocess.frontends import FRONT_ENDS
+from clamp3.train.loop import TrainSettings
 from clamp3.train.opendata.wad import DEBIAN_FREEDOOM_WADS
 
 FRONT_END = "pitchgram-v1"
@@ -92,3 +93,18 @@ class DefaultModelSettings:
     @property
     def model(self) -> Path:
         return self.work / "model"
+
+    def trainer(self, output: Path, epochs: int, learning_rate: float, **extra: object) -> TrainSettings:
+        """Trainer settings of a stage: warm-up, cosine decay to 5 %, weight decay 0.01, the seed."""
+        return TrainSettings(
+            output=output,
+            epochs=epochs,
+            learning_rate=learning_rate,
+            warmup_steps=self.warmup_steps,
+            min_lr_ratio=0.05,
+            weight_decay=0.01,
+            seed=self.seed,
+            tensorboard=False,
+            show_progress=self.show_progress,
+            **extra,
+        )
