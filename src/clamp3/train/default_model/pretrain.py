@@ -56,9 +56,12 @@ def freedoom_texts(settings: DefaultModelSettings) -> list[str]:
         with progress_bar(len(lumps), f"freedoom {wad.stem}", settings.show_progress) as bar:
             for lump in lumps:
                 path = folder / f"{lump.name}.mtf"
-                if not path.is_file():
-                    save_text(path, midi_to_mtf(lump.data, name=f"{wad}:{lump.name}"))
-                texts.append(path.read_text(encoding="utf-8"))
+                if path.is_file():
+                    text = path.read_text(encoding="utf-8")
+                else:
+                    text = midi_to_mtf(lump.data, name=f"{wad}:{lump.name}")
+                    save_text(path, text)
+                texts.append(text)
                 bar.advance(1)
     return texts
 
