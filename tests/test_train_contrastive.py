@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from clamp3.errors import Clamp3Error
 from clamp3.pipeline import Pipeline
-from clamp3.train.contrastive import ContrastiveSettings, ContrastiveTask
+from clamp3.train.contrastive import ContrastiveModel, ContrastiveSettings, ContrastiveTask
 from clamp3.train.data import load_examples, read_jsonl
+from clamp3.train.distributed import ProcessGroup
 from clamp3.train.loop import Trainer, TrainSettings
 from clamp3.train.schedule import warmup_cosine, warmup_cosine_factor
 from tests.train_toy import tiny_encoder, write_toy_corpus
@@ -87,3 +89,13 @@ def test_stop_and_resume_gives_bit_identical_parameters(corpus, tmp_path):
     assert expected.keys() == got.keys()
     for name in expected:
         assert torch.equal(expected[name], got[name]), name
+
+
+def test_the_logit_scale_lives_where_the_model_does(corpus, tmp_path):
+    """On a GPU a CPU-side scale made the trainer pick the CPU (and skip CUDA autocast and loss scaling)."""
+    meta = ContrastiveModel(tiny_encoder().model.to("meta"), ContrastiveSettings(), ProcessGroup())
+    assert meta.log_logit_scale.device.type == "meta"
+    task = _task(corpus)
+    task.model.register_parameter("stray", torch.nn.Parameter(torch.zeros(1, device="meta")))
+    with pytest.raises(Clamp3Error, match=r"several devices \(cpu, meta\); move it to one"):
+        Trainer(task, TrainSettings(output=tmp_path))

@@ -71,7 +71,8 @@ class ContrastiveModel(nn.Module):
         self.settings = settings
         self.group = group
         self.log_logit_scale = nn.Parameter(
-            torch.tensor(math.log(settings.logit_scale)), requires_grad=settings.learn_logit_scale
+            torch.tensor(math.log(settings.logit_scale), device=next(clamp3.parameters()).device),
+            requires_grad=settings.learn_logit_scale,
         )
 
     def forward(self, batch: Batch) -> torch.Tensor:

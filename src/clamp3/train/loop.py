@@ -96,6 +96,11 @@ class Trainer:
         self.task = task
         self.settings = settings
         self.group = group or ProcessGroup()
+        devices = sorted({str(p.device) for p in task.model.parameters()})
+        if len(devices) > 1:
+            raise Clamp3Error(
+                f"the model to train lies on several devices ({', '.join(devices)}); move it to one"
+            )
         self.device = device or next(task.model.parameters()).device
         self.output = Path(settings.output)
         parameters = [p for p in task.model.parameters() if p.requires_grad]

@@ -65,7 +65,7 @@ class AlignModel(nn.Module):
     def __init__(self, encoder: CLaMP3, group: ProcessGroup) -> None:
         super().__init__()
         self.parts = nn.ModuleDict({name: getattr(encoder.model, name) for name in TRAINED_PARTS})
-        self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07), device=encoder.device))
         self.encoder = [encoder]  # a list keeps the full model out of this module's parameters
         self.group = group
         for base in (self.parts["symbolic_model"].base, self.parts["audio_model"]):
