@@ -174,6 +174,23 @@ def test_bf16_autocast_stays_close_to_float32(mert_dir: Path, extractor: MertExt
         MertExtractor(extractor.model, device="cpu", dtype="int8")
 
 
+def test_positional_convolution_runs_in_float32_under_autocast(extractor: MertExtractor) -> None:
+    seen: dict[str, torch.dtype] = {}
+    model = extractor.model
+    hooks = [
+        model.encoder.pos_conv_embed.conv.register_forward_hook(lambda m, i, o: seen.update(pos=o.dtype)),
+        model.encoder.layers[0].attention.q_proj.register_forward_hook(
+            lambda m, i, o: seen.update(q=o.dtype)
+        ),
+    ]
+    try:
+        MertExtractor(model, device="cpu", dtype="bf16").window_features(np.zeros((1, 24000), np.float32))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert seen == {"pos": torch.float32, "q": torch.bfloat16}  # the rest of the model still autocasts
+
+
 # -------------------------------------------------------------------------------------- checkpoint files
 
 
