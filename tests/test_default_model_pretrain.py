@@ -20,6 +20,7 @@ from clamp3.train.default_model.pretrain import (
     pretrain_symbolic,
     pretraining_texts,
     split_mtf,
+    symbolic_texts,
 )
 from clamp3.train.default_model.settings import DefaultModelSettings
 from clamp3.train.opendata.wad import midi_lumps
@@ -113,7 +114,12 @@ def test_pretraining_runs_resumes_and_feeds_the_alignment(tmp_path, one_torch_th
     ]
     rng = np.random.default_rng(1)
     config = tiny_config()
-    best = pretrain_symbolic(settings, config, tunes(8, rng), tunes(3, rng))
+    train, validation = tunes(8, rng), tunes(3, rng)
+    texts, held_out = symbolic_texts(settings, config, train, validation)
+    patchilizer = M3Patchilizer(config.symbolic.patch_size, config.symbolic.max_patches)
+    from_tunes = pretraining_texts(train, validation, [], patchilizer)[0]
+    assert texts[: len(from_tunes)] == from_tunes and len(texts) >= len(from_tunes) + 2  # and Freedoom's
+    best = pretrain_symbolic(settings, config, texts, held_out)
     assert best == settings.pretraining / "best" / "m3.pth" and best.is_file()
     metrics = (settings.pretraining / "metrics.csv").read_text().splitlines()
     assert metrics[0].split(",")[:2] == ["epoch", "step"] and len(metrics) == 2
@@ -121,8 +127,7 @@ def test_pretraining_runs_resumes_and_feeds_the_alignment(tmp_path, one_torch_th
     assert 0.0 < val_loss < np.log(128)  # better than guessing among the character classes
 
     saved = best.read_bytes()
-    rng = np.random.default_rng(1)
-    assert pretrain_symbolic(settings, config, tunes(8, rng), tunes(3, rng)) == best
+    assert pretrain_symbolic(settings, config, texts, held_out) == best
     assert best.read_bytes() == saved  # finished: resuming trains nothing more
 
     torch.manual_seed(0)

@@ -93,23 +93,33 @@ def pretraining_texts(
     return training, held_out
 
 
-def pretrain_symbolic(
+def symbolic_texts(
     settings: DefaultModelSettings,
     config: CLaMP3Config,
     train: Sequence[TuneViews],
     validation: Sequence[TuneViews],
+) -> tuple[list[str], list[str]]:
+    """:func:`pretraining_texts` of the tunes and Freedoom's music (converted on first use)."""
+    patchilizer = M3Patchilizer(config.symbolic.patch_size, config.symbolic.max_patches)
+    return pretraining_texts(train, validation, freedoom_texts(settings), patchilizer)
+
+
+def pretrain_symbolic(
+    settings: DefaultModelSettings,
+    config: CLaMP3Config,
+    texts: Sequence[str],
+    held_out: Sequence[str],
     device: torch.device | None = None,
 ) -> Path:
-    """Run (or resume) M3 pretraining; returns the best checkpoint, ``pretraining/best/m3.pth``."""
+    """Run (or resume) M3 pretraining on ``texts``, validating on ``held_out`` (see
+    :func:`symbolic_texts`); returns the best checkpoint, ``pretraining/best/m3.pth``."""
     best = settings.pretraining / "best" / "m3.pth"
-    patchilizer = M3Patchilizer(config.symbolic.patch_size, config.symbolic.max_patches)
-    texts, held_out = pretraining_texts(train, validation, freedoom_texts(settings), patchilizer)
     torch.manual_seed(settings.seed)
     model = M3Model(M3Config(config.symbolic, DECODER)).to(device or "cpu")
     task = M3PretrainTask(
         model,
-        texts,
-        held_out,
+        list(texts),
+        list(held_out),
         M3TaskSettings(
             batch_size=settings.m3_batch_size,
             decoded_per_sequence=settings.m3_decoded_patches,

@@ -25,7 +25,7 @@ import torch
 from clamp3.encoder import CLaMP3
 from clamp3.model.m3 import load_m3_encoder_into
 from clamp3.train.default_model import inputs
-from clamp3.train.default_model.pretrain import check_freedoom, pretrain_symbolic
+from clamp3.train.default_model.pretrain import check_freedoom, pretrain_symbolic, symbolic_texts
 from clamp3.train.default_model.settings import DefaultModelSettings, bundled_config
 from clamp3.train.default_model.task import AlignTask, TuneViews
 from clamp3.train.loop import Trainer, TrainState
@@ -80,9 +80,8 @@ def train_default_model(settings: DefaultModelSettings, device: str | None = Non
     encoder = CLaMP3.new(bundled_config(), device=device or "cpu")
     tunes = prepare(settings, encoder)
     if settings.m3_epochs:
-        pretrained = pretrain_symbolic(
-            settings, encoder.config, tunes["train"], tunes["validation"], encoder.device
-        )
+        texts = symbolic_texts(settings, encoder.config, tunes["train"], tunes["validation"])
+        pretrained = pretrain_symbolic(settings, encoder.config, *texts, encoder.device)
         load_m3_encoder_into(encoder.model, pretrained)
     task = AlignTask(encoder, tunes["train"], tunes["validation"], settings.batch_size, settings.seed)
     train = settings.trainer(
