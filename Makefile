@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= dev
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
-.PHONY: install test test-slow demo lint bench clean
+.PHONY: install test test-slow test-gpu demo lint bench clean
 
 install: $(STAMP)
 
@@ -21,10 +21,14 @@ $(STAMP): pyproject.toml
 	touch $@
 
 test: install
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow and not gpu"
 
 test-slow: install
 	$(PY) -m pytest -q -m slow
+
+# On a CUDA machine, with a CUDA build of torch: make test-gpu TORCH_SPEC=torch
+test-gpu: install
+	$(PY) -m pytest -q -m gpu
 
 demo: install
 	$(VENV)/bin/clamp3 demo

@@ -66,9 +66,7 @@ def main() -> None:
         rolls.append(piano_roll(midi, frame_seconds, count))
     half = len(records) // 2
     y_fit, y_test = np.concatenate(rolls[:half]), np.concatenate(rolls[half:])
-    print(
-        f"{len(records)} tunes, {audio_seconds / 60:.1f} min of audio, {y_test.mean():.3f} of cells sound"
-    )
+    print(f"{len(records)} tunes, {audio_seconds / 60:.1f} min of audio, {y_test.mean():.3f} of cells sound")
     print(f"{'front end':16} {'note AP':>8} {'x real time':>12}")
     for name in FRONT_ENDS:
         fit = np.concatenate([with_context(f) for f in features[name][:half]])

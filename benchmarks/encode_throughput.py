@@ -9,7 +9,9 @@ realistic lengths (most 20-150 patches, a few longer than one 512-patch segment)
   each batch padded to its longest member, one-hot replaced by an embedding-bag sum.
 
 It prints files/s of both, the speed-up, and the largest cosine distance between the two
-results (must be < 1e-5). Usage: ``python benchmarks/encode_throughput.py [--pieces 300]``.
+results (must be < 1e-5 in float32, < 1e-2 under bf16/fp16 autocast). Usage:
+``python benchmarks/encode_throughput.py [--pieces 300] [--device cuda] [--dtype bf16]``; the reference
+method always runs in float32, on the same device.
 """
 
 from __future__ import annotations
@@ -55,15 +57,22 @@ def make_corpus(count: int, seed: int = 0) -> list[str]:
     return pieces
 
 
-def reference_method(model: CLaMP3Model, patches: np.ndarray, segment_length: int) -> np.ndarray:
+def reference_method(
+    model: CLaMP3Model, patches: np.ndarray, segment_length: int, device: torch.device
+) -> np.ndarray:
     """The reference's extraction loop for one piece: batch 1, pad to the maximum, explicit one-hot."""
     encoder = model.symbolic_model
     vectors, weights = [], []
     for segment in split_segments(len(patches), segment_length):
-        piece = torch.from_numpy(patches[segment.start : segment.stop])
-        mask = torch.cat([torch.ones(len(piece)), torch.zeros(segment_length - len(piece))])
+        piece = torch.from_numpy(patches[segment.start : segment.stop]).to(device)
+        mask = torch.cat(
+            [torch.ones(len(piece), device=device), torch.zeros(segment_length - len(piece), device=device)]
+        )
         padded = torch.cat(
-            [piece, torch.zeros(segment_length - len(piece), patches.shape[1], dtype=piece.dtype)]
+            [
+                piece,
+                torch.zeros(segment_length - len(piece), patches.shape[1], dtype=piece.dtype, device=device),
+            ]
         )
         one_hot = F.one_hot(padded, num_classes=encoder.num_classes).float().reshape(1, segment_length, -1)
         embeds = encoder.patch_embedding(one_hot)
@@ -71,22 +80,28 @@ def reference_method(model: CLaMP3Model, patches: np.ndarray, segment_length: in
         vectors.append(model.project("symbolic", hidden, mask[None])[0])
         weights.append(segment.weight)
     stacked = torch.stack(vectors)
-    weight = torch.tensor(weights, dtype=torch.float32)[:, None]
-    return ((stacked * weight).sum(0) / weight.sum()).numpy()
+    weight = torch.tensor(weights, dtype=torch.float32, device=device)[:, None]
+    return ((stacked * weight).sum(0) / weight.sum()).cpu().numpy()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pieces", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--dtype", choices=["bf16", "fp16"], help="autocast dtype of clamp3's encoder")
     args = parser.parse_args()
 
     torch.manual_seed(0)
     config = CLaMP3Config.official("random")
-    ours = CLaMP3(CLaMP3Model(config, attn_implementation="sdpa"), device="cpu")
-    reference = CLaMP3Model(config, attn_implementation="eager").eval()
+    ours = CLaMP3(CLaMP3Model(config, attn_implementation="sdpa"), device=args.device, dtype=args.dtype)
+    reference = CLaMP3Model(config, attn_implementation="eager").to(ours.device).eval()
     reference.load_state_dict(ours.model.state_dict())
     pieces = make_corpus(args.pieces)
+    if ours.device.type == "cuda":  # CUDA context, cuBLAS and kernel selection: not part of the timing
+        ours.encode_symbolic(pieces[:8], batch_size=args.batch_size)
+        with torch.no_grad():
+            reference_method(reference, ours.patchilizer.encode(pieces[0]), 512, ours.device)
     lengths = np.array([len(ours.patchilizer.encode(p)) for p in pieces])
     print(
         f"{len(pieces)} pieces, patches per piece: median {int(np.median(lengths))}, "
@@ -102,7 +117,9 @@ def main() -> None:
     with torch.no_grad():
         reference_vectors = np.stack(
             [
-                reference_method(reference, ours.patchilizer.encode(p), config.symbolic.max_patches)
+                reference_method(
+                    reference, ours.patchilizer.encode(p), config.symbolic.max_patches, ours.device
+                )
                 for p in pieces
             ]
         )
@@ -116,7 +133,7 @@ def main() -> None:
     print(f"clamp3 batched:   {len(pieces) / ours_seconds:7.2f} files/s ({ours_seconds:.1f} s)")
     print(f"speed-up:         {reference_seconds / ours_seconds:7.2f}x")
     print(f"max cosine distance between the two: {distance:.2e}")
-    if distance >= 1e-5:
+    if distance >= (1e-5 if args.dtype is None else 1e-2):
         raise SystemExit("the two methods disagree")
 
 

@@ -22,8 +22,8 @@ def write_toy_corpus(directory: Path, per_style: int, seed: int = 0) -> Path:
     return example.write_corpus(directory, per_style, seed)
 
 
-def tiny_encoder(seed: int = 0, dropout: float = 0.1) -> CLaMP3:
+def tiny_encoder(seed: int = 0, dropout: float = 0.1, device: str = "cpu") -> CLaMP3:
     import torch
 
     torch.manual_seed(seed)
-    return CLaMP3(CLaMP3Model(tiny_config(dropout)), device="cpu", tokenizer=example.build_tokenizer(WORDS))
+    return CLaMP3(CLaMP3Model(tiny_config(dropout)), device=device, tokenizer=example.build_tokenizer(WORDS))
