@@ -18,7 +18,7 @@ from clamp3.preprocess.midi import midi_to_mtf
 from clamp3.train.data import Example
 from clamp3.train.default_model import inputs
 from clamp3.train.default_model.settings import DefaultModelSettings, bundled_config
-from clamp3.train.default_model.task import VIEWS, AlignTask, TuneViews
+from clamp3.train.default_model.task import SYMBOLIC_TOWER, VIEWS, AlignTask, TuneViews
 from clamp3.train.loop import Trainer, TrainSettings
 from tests.test_frontends import tone
 from tests.test_performance_midi import score_midi
@@ -88,10 +88,20 @@ def test_alignment_trains_only_the_small_parts_and_checkpoints_without_the_backb
     assert set(views) == set(VIEWS)
     for vectors in views.values():
         np.testing.assert_allclose(vectors.norm(dim=-1).detach().numpy(), 1.0, atol=1e-5)
-    state = Trainer(
-        task,
-        TrainSettings(output=tmp_path, epochs=2, learning_rate=1e-3, tensorboard=False, show_progress=False),
-    ).fit()
+    settings = TrainSettings(
+        output=tmp_path,
+        epochs=2,
+        learning_rate=1e-3,
+        lr_scales={SYMBOLIC_TOWER: 0.5},  # the recipe's symbolic_lr_scale names the tower this way
+        tensorboard=False,
+        show_progress=False,
+    )
+    trainer = Trainer(task, settings)
+    symbolic_group = next(g for g in trainer.optimizer.param_groups if g["lr"] == 5e-4)
+    assert {id(p) for p in symbolic_group["params"]} == {
+        id(p) for p in encoder.model.symbolic_model.parameters() if p.requires_grad
+    }
+    state = trainer.fit()
     assert state.finished and state.epoch == 2
     metrics = state.history[-1]
     assert {"val_text_abc_mrr", "val_audio_abc_mrr", "val_noisy_abc_mrr", "val_mrr"} <= set(metrics)

@@ -1,8 +1,11 @@
-"""Training options: the audio stage, a learned logit scale, accumulation, early stopping, bf16."""
+"""Training options: the audio stage, a learned logit scale, accumulation, early stopping, bf16,
+per-part learning rates."""
 
 import numpy as np
+import pytest
 import torch
 
+from clamp3.errors import Clamp3Error
 from clamp3.train.contrastive import ContrastiveSettings, ContrastiveTask
 from clamp3.train.data import Example
 from clamp3.train.loop import Trainer, TrainSettings
@@ -74,3 +77,47 @@ def test_bf16_autocast_trains_on_cpu(tmp_path):
     )
     state = Trainer(task, settings).fit()
     assert state.step == 4 and np.isfinite(state.history[-1]["train_loss"])
+
+
+def test_lr_scales_slow_a_tower_down_and_survive_a_resume(tmp_path):
+    task = _audio_task()
+    audio = {k: v.clone() for k, v in task.encoder.model.audio_model.named_parameters()}
+    projection = {k: v.clone() for k, v in task.encoder.model.audio_proj.named_parameters()}
+
+    def settings(max_steps):
+        return TrainSettings(
+            output=tmp_path,
+            epochs=2,
+            learning_rate=1e-2,
+            lr_scales={"clamp3.audio_model.": 0.01, "clamp3.audio_model.encoder.layer.0.": 0.001},
+            max_steps=max_steps,
+            show_progress=False,
+            tensorboard=False,
+        )
+
+    Trainer(task, settings(3)).fit()
+    trainer = Trainer(task, settings(None))
+    state = trainer.fit()
+    assert state.step == 8 and trainer.state.finished
+    learning_rates = trainer.scheduler.get_last_lr()
+    np.testing.assert_allclose(sorted(learning_rates), np.array([0.001, 0.01, 1.0]) * learning_rates[0])
+
+    def moved(before, module):
+        return max(
+            (p - before[k]).abs().max().item() for k, p in module.named_parameters() if p.requires_grad
+        )
+
+    model = task.encoder.model
+    # Adam moves each parameter by about its learning rate per step
+    assert 0 < moved(audio, model.audio_model) < 0.02 * moved(projection, model.audio_proj)
+
+
+def test_lr_scales_that_match_nothing_or_are_not_positive_are_refused(tmp_path):
+    task = _audio_task()
+    bad = TrainSettings(output=tmp_path, lr_scales={"clamp3.audio_modle.": 0.1})
+    with pytest.raises(
+        Clamp3Error, match=r"lr_scales: no trainable parameter name starts with clamp3.audio_modle."
+    ):
+        Trainer(task, bad)
+    with pytest.raises(Clamp3Error, match="lr_scales must be positive"):
+        TrainSettings(output=tmp_path, lr_scales={"clamp3.": 0.0})

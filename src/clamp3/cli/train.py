@@ -84,6 +84,13 @@ def m3_command(config_path: Path) -> None:
     help="Epochs of M3 pretraining of the symbolic tower before the alignment (0: none).",
 )
 @click.option(
+    "--symbolic-lr-scale",
+    type=float,
+    default=DefaultModelSettings.symbolic_lr_scale,
+    show_default=True,
+    help="Learning-rate factor of the symbolic tower in the alignment (below 1 keeps more of M3).",
+)
+@click.option(
     "--freedoom-wad",
     "freedoom",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -100,6 +107,7 @@ def default_model_command(
     data: Path | None,
     epochs: int,
     m3_epochs: int,
+    symbolic_lr_scale: float,
     freedoom: tuple[Path, ...],
     seed: int,
     workers: int,
@@ -114,6 +122,7 @@ def default_model_command(
         opendata=data,
         epochs=epochs,
         m3_epochs=m3_epochs,
+        symbolic_lr_scale=symbolic_lr_scale,
         freedoom=freedoom or DefaultModelSettings.freedoom,
         seed=seed,
         workers=workers,

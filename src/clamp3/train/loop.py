@@ -13,6 +13,7 @@ import csv
 import io
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -43,6 +44,10 @@ class TrainSettings:
     min_lr_ratio: float = 0.0
     accumulation: int = 1
     """Micro-batches per optimizer step."""
+    lr_scales: Mapping[str, float] = field(default_factory=dict)
+    """Learning-rate factors by parameter-name prefix of the task's model (the longest matching prefix
+    wins; the rest trains at ``learning_rate``), e.g. ``{"clamp3.text_model.": 0.1}`` for a pretrained
+    tower that should move less than the new parts."""
     max_grad_norm: float | None = 1.0
     precision: Precision = "fp32"
     """bf16/fp16 autocast (fp16 with loss scaling on CUDA); fp32 otherwise."""
@@ -61,6 +66,8 @@ class TrainSettings:
             raise Clamp3Error("epochs and accumulation must be at least 1")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise Clamp3Error(f"precision must be fp32, bf16 or fp16, not {self.precision!r}")
+        if any(not scale > 0 for scale in self.lr_scales.values()):
+            raise Clamp3Error(f"lr_scales must be positive: {dict(self.lr_scales)}")
 
 
 @dataclass
@@ -83,6 +90,27 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def parameter_groups(
+    model: torch.nn.Module, learning_rate: float, scales: Mapping[str, float]
+) -> list[dict[str, Any]]:
+    """The trainable parameters of ``model`` as optimizer groups, one per learning rate (see
+    :attr:`TrainSettings.lr_scales`), in a fixed order so that checkpoints restore into them."""
+    groups: dict[float, list[torch.nn.Parameter]] = {}
+    matched: set[str] = set()
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        prefixes = [prefix for prefix in scales if name.startswith(prefix)]
+        matched.update(prefixes)
+        scale = scales[max(prefixes, key=len)] if prefixes else 1.0
+        groups.setdefault(scale, []).append(parameter)
+    if not groups:
+        raise Clamp3Error("nothing to train: every parameter is frozen")
+    if unmatched := sorted(set(scales) - matched):
+        raise Clamp3Error(f"lr_scales: no trainable parameter name starts with {', '.join(unmatched)}")
+    return [{"params": params, "lr": learning_rate * scale} for scale, params in groups.items()]
+
+
 class Trainer:
     """Runs a :class:`~clamp3.train.task.TrainingTask`; ``fit()`` resumes from ``output/checkpoint.pt``."""
 
@@ -103,11 +131,10 @@ class Trainer:
             )
         self.device = device or next(task.model.parameters()).device
         self.output = Path(settings.output)
-        parameters = [p for p in task.model.parameters() if p.requires_grad]
-        if not parameters:
-            raise Clamp3Error("nothing to train: every parameter is frozen")
         self.optimizer = torch.optim.AdamW(
-            parameters, lr=settings.learning_rate, weight_decay=settings.weight_decay
+            parameter_groups(task.model, settings.learning_rate, settings.lr_scales),
+            lr=settings.learning_rate,
+            weight_decay=settings.weight_decay,
         )
         self.steps_per_epoch = math.ceil(
             task.batches_per_epoch(self.group.world_size) / settings.accumulation

@@ -27,7 +27,7 @@ from clamp3.model.m3 import load_m3_encoder_into
 from clamp3.train.default_model import inputs
 from clamp3.train.default_model.pretrain import check_freedoom, pretrain_symbolic, symbolic_texts
 from clamp3.train.default_model.settings import DefaultModelSettings, bundled_config
-from clamp3.train.default_model.task import AlignTask, TuneViews
+from clamp3.train.default_model.task import SYMBOLIC_TOWER, AlignTask, TuneViews
 from clamp3.train.loop import Trainer, TrainState
 
 
@@ -85,7 +85,11 @@ def train_default_model(settings: DefaultModelSettings, device: str | None = Non
         load_m3_encoder_into(encoder.model, pretrained)
     task = AlignTask(encoder, tunes["train"], tunes["validation"], settings.batch_size, settings.seed)
     train = settings.trainer(
-        settings.training, settings.epochs, settings.learning_rate, max_steps=settings.max_steps
+        settings.training,
+        settings.epochs,
+        settings.learning_rate,
+        max_steps=settings.max_steps,
+        lr_scales={} if settings.symbolic_lr_scale == 1 else {SYMBOLIC_TOWER: settings.symbolic_lr_scale},
     )
     state = Trainer(task, train).fit()
     if state.finished:

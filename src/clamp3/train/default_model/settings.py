@@ -55,6 +55,9 @@ class DefaultModelSettings:
     m3_learning_rate: float = 5e-4
     m3_decoded_patches: int | None = 2
     """Corrupted patches per sequence that the M3 decoder reconstructs (its cost dominates on a CPU)."""
+    symbolic_lr_scale: float = 1.0
+    """Learning-rate factor of the symbolic tower during the alignment (``lr_scales``); below 1 the
+    alignment moves an M3-pretrained tower less than the parts it trains from scratch."""
     freedoom: tuple[Path, ...] = DEBIAN_FREEDOOM_WADS
     """Doom WADs whose MIDI music joins the M3 pretraining (Freedoom's, BSD-3-style licence)."""
     epochs: int = 20

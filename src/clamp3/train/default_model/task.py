@@ -30,6 +30,8 @@ from clamp3.train.loss import clip_loss
 
 VIEWS = ("text", "abc", "midi", "audio")
 TRAINED_PARTS = ("text_proj", "symbolic_model", "symbolic_proj", "audio_input", "audio_model", "audio_proj")
+SYMBOLIC_TOWER = "parts.symbolic_model."
+"""The parameter-name prefix of the symbolic tower in :class:`AlignModel` (for ``lr_scales``)."""
 
 
 @dataclass(frozen=True)
