@@ -39,6 +39,9 @@ from clamp3.train.opendata.noise import transcription_noise
 from clamp3.train.opendata.render import FLUID_R3, choose_variation, render, vary_midi
 
 SPLITS = ("train", "validation", "test")
+TRAINING_SPLITS = ("train", "validation")
+"""The splits that training reads: they get transcriptions and text vectors; the test split is only
+evaluated (``evaluation/default_model.py``), from its own renderings and transcriptions."""
 
 
 @dataclass(frozen=True)
@@ -163,8 +166,8 @@ def _run_parallel(
 
 
 def midi_paths(settings: DefaultModelSettings, split: str, piece: Piece) -> list[Path]:
-    """The score's MTF, the noisy variants' paths, then the transcription's (not for the test split)."""
-    transcribed = [] if split == "test" else [transcription_path(settings, split, piece)]
+    """The score's MTF, the noisy variants' paths, then the transcription's (training splits only)."""
+    transcribed = [transcription_path(settings, split, piece)] if split in TRAINING_SPLITS else []
     return [piece.mtf, *noisy_midi_paths(settings, split, piece), *transcribed]
 
 

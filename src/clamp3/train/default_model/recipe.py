@@ -43,7 +43,7 @@ def prepare(settings: DefaultModelSettings, encoder: CLaMP3) -> dict[str, list[T
         pieces = inputs.read_pieces(settings.data, split)
         failures[f"audio {split}"] = inputs.build_audio(settings, split, pieces)
         failures[f"midi {split}"] = inputs.build_midi(settings, split, pieces)
-        if split == "test":
+        if split not in inputs.TRAINING_SPLITS:
             continue
         failures[f"transcription {split}"] = inputs.build_transcriptions(settings, split, pieces)
         inputs.build_text(settings, split, pieces, encoder)
