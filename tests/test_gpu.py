@@ -159,7 +159,7 @@ def test_m3_pretraining_on_cuda_lowers_the_loss(tmp_path):
 
 
 def test_encoding_on_cuda_leaves_out_cudnn_attention(reference_dir, cases):
-    """cuDNN's attention builds a plan per batch shape (85 against 694 files/s on an H100, see
+    """cuDNN's attention builds a plan per batch shape (103 against 924 files/s on an H100, see
     ``EncoderBase._attention_kernels``): it is off while encoding and back on afterwards."""
     directory = tiny_dir(reference_dir)
     model = CLaMP3.from_pretrained(directory, device="cuda", dtype="bf16")

@@ -175,7 +175,7 @@ class EncoderBase:
     def _attention_kernels(self):
         """On CUDA, attention without cuDNN's kernel: it builds a plan for every new batch shape, and with
         batches padded to their own longest piece nearly every batch is new. Measured on an H100 (300
-        pieces, bf16, ``benchmarks/encode_throughput.py``): 85 files/s with it, 694 without."""
+        pieces, bf16, ``benchmarks/encode_throughput.py``): 103 files/s with it, 924 without."""
         if self.device.type != "cuda":
             return nullcontext()
         return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])

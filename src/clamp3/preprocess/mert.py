@@ -223,7 +223,7 @@ class MertExtractor:
         self.model = model.to(self.device)
         # The positional convolution (grouped, kernel 128) stays float32: under CPU bf16 autocast on a
         # Xeon with AMX (torch 2.11) its output had a relative error of 1.03 against float32, while the
-        # layers around it stayed near 0.01; it is about 5 % of MERT's work.
+        # layers before it stayed near 0.01; it does a few per cent of MERT's work.
         run_in_float32(self.model.encoder.pos_conv_embed)
         self.spec = spec or WindowSpec(sample_rate=getattr(model.config, "sample_rate", 24000))
         self.autocast_dtype = autocast_dtype(dtype)
