@@ -49,15 +49,16 @@ class DefaultModelSettings:
     seed: int = 42
     m3_epochs: int = 0
     """Epochs of M3 pretraining of the symbolic tower before the alignment (0: none, the alignment starts
-    from random weights). Off by default: 2 epochs (27 min) lowered the bundled recipe's best
-    validation mean MRR from 0.651 to 0.624 (MODEL_CARD.md, "M3 pretraining, measured")."""
+    from random weights). Off by default: the bundled recipe's best validation mean MRR fell from 0.651
+    to 0.624 after 2 epochs and to 0.631 after 8 (MODEL_CARD.md, "M3 pretraining, measured")."""
     m3_batch_size: int = 32
     m3_learning_rate: float = 5e-4
     m3_decoded_patches: int | None = 2
     """Corrupted patches per sequence that the M3 decoder reconstructs (its cost dominates on a CPU)."""
     symbolic_lr_scale: float = 1.0
     """Learning-rate factor of the symbolic tower during the alignment (``lr_scales``); below 1 the
-    alignment moves an M3-pretrained tower less than the parts it trains from scratch."""
+    alignment moves an M3-pretrained tower less than the parts it trains from scratch. Measured once:
+    0.2 after 8 epochs of M3 gave a best validation mean MRR of 0.445 (against 0.631 at 1)."""
     freedoom: tuple[Path, ...] = DEBIAN_FREEDOOM_WADS
     """Doom WADs whose MIDI music joins the M3 pretraining (Freedoom's, BSD-3-style licence)."""
     epochs: int = 20
