@@ -101,7 +101,9 @@ def main() -> None:
     if ours.device.type == "cuda":  # CUDA context, cuBLAS and kernel selection: not part of the timing
         ours.encode_symbolic(pieces[:8], batch_size=args.batch_size)
         with torch.no_grad():
-            reference_method(reference, ours.patchilizer.encode(pieces[0]), 512, ours.device)
+            reference_method(
+                reference, ours.patchilizer.encode(pieces[0]), config.symbolic.max_patches, ours.device
+            )
     lengths = np.array([len(ours.patchilizer.encode(p)) for p in pieces])
     print(
         f"{len(pieces)} pieces, patches per piece: median {int(np.median(lengths))}, "

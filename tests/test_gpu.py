@@ -14,14 +14,12 @@ import torch
 
 from clamp3 import CLaMP3
 from clamp3.model.m3 import M3Model
-from clamp3.pipeline import Pipeline
 from clamp3.preprocess.mert import MertExtractor
-from clamp3.train.contrastive import ContrastiveSettings, ContrastiveTask
-from clamp3.train.data import load_examples, read_jsonl
+from clamp3.train.data import read_jsonl
 from clamp3.train.loop import Trainer, TrainSettings
 from clamp3.train.m3 import M3PretrainTask, M3TaskSettings
 from tests.tiny import MODALITY_METHOD, expected_outputs, load_case_input, tiny_dir
-from tests.train_toy import tiny_encoder, write_toy_corpus
+from tests.train_toy import toy_task, write_toy_corpus
 
 pytestmark = pytest.mark.gpu
 FP32 = {"atol": 1e-4, "rtol": 1e-3}
@@ -109,13 +107,7 @@ def test_mert_features_on_cuda_match_the_reference(reference_dir):
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
 def test_contrastive_training_on_cuda_learns(tmp_path, precision):
-    records = read_jsonl(write_toy_corpus(tmp_path / "toy", per_style=4))
-    encoder = tiny_encoder(seed=0, dropout=0.1, device="cuda")
-    examples, failures = load_examples(records, Pipeline(encoder), "symbolic")
-    assert not failures
-    train = [e for i, e in enumerate(examples) if i % 4]
-    validation = [e for i, e in enumerate(examples) if not i % 4]
-    task = ContrastiveTask(encoder, train, validation, ContrastiveSettings(batch_size=8, seed=3))
+    task = toy_task(read_jsonl(write_toy_corpus(tmp_path / "toy", per_style=4)), device="cuda")
     before = task.validate()["val_mrr"]
     settings = TrainSettings(
         output=tmp_path / "run",

@@ -5,29 +5,18 @@ import pytest
 import torch
 
 from clamp3.errors import Clamp3Error
-from clamp3.pipeline import Pipeline
-from clamp3.train.contrastive import ContrastiveModel, ContrastiveSettings, ContrastiveTask
-from clamp3.train.data import load_examples, read_jsonl
+from clamp3.train.contrastive import ContrastiveModel, ContrastiveSettings
+from clamp3.train.data import read_jsonl
 from clamp3.train.distributed import ProcessGroup
 from clamp3.train.loop import Trainer, TrainSettings
 from clamp3.train.schedule import warmup_cosine, warmup_cosine_factor
-from tests.train_toy import tiny_encoder, write_toy_corpus
+from tests.train_toy import tiny_encoder, toy_task, write_toy_corpus
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     directory = tmp_path_factory.mktemp("toy")
     return read_jsonl(write_toy_corpus(directory, per_style=4))
-
-
-def _task(records, seed=0, dropout=0.1, batch_size=8, group=None):
-    encoder = tiny_encoder(seed, dropout)
-    examples, failures = load_examples(records, Pipeline(encoder), "symbolic")
-    assert not failures
-    train = [e for i, e in enumerate(examples) if i % 4]
-    validation = [e for i, e in enumerate(examples) if not i % 4]
-    settings = ContrastiveSettings(batch_size=batch_size, seed=3)
-    return ContrastiveTask(encoder, train, validation, settings, group)
 
 
 def test_warmup_then_cosine_follows_its_formula():
@@ -46,7 +35,7 @@ def test_warmup_then_cosine_follows_its_formula():
 
 
 def test_training_lowers_the_loss_and_lifts_validation_mrr_above_chance(corpus, tmp_path):
-    task = _task(corpus)
+    task = toy_task(corpus)
     before = task.validate()["val_mrr"]
     settings = TrainSettings(
         output=tmp_path, epochs=15, learning_rate=5e-3, warmup_steps=3, show_progress=False
@@ -78,11 +67,11 @@ def test_stop_and_resume_gives_bit_identical_parameters(corpus, tmp_path):
             tensorboard=False,
         )
 
-    straight = _task(corpus)
+    straight = toy_task(corpus)
     Trainer(straight, settings(tmp_path / "a", 7)).fit()
-    first = _task(corpus)
+    first = toy_task(corpus)
     Trainer(first, settings(tmp_path / "b", 4)).fit()  # stops mid-epoch 2 (3 steps per epoch)
-    resumed = _task(corpus, seed=99)  # different initial weights: all must come from the checkpoint
+    resumed = toy_task(corpus, seed=99)  # different initial weights: all must come from the checkpoint
     state = Trainer(resumed, settings(tmp_path / "b", 7)).fit()
     assert state.step == 7
     expected, got = _parameters(straight), _parameters(resumed)
@@ -95,7 +84,7 @@ def test_the_logit_scale_lives_where_the_model_does(corpus, tmp_path):
     """On a GPU a CPU-side scale made the trainer pick the CPU (and skip CUDA autocast and loss scaling)."""
     meta = ContrastiveModel(tiny_encoder().model.to("meta"), ContrastiveSettings(), ProcessGroup())
     assert meta.log_logit_scale.device.type == "meta"
-    task = _task(corpus)
+    task = toy_task(corpus)
     task.model.register_parameter("stray", torch.nn.Parameter(torch.zeros(1, device="meta")))
     with pytest.raises(Clamp3Error, match=r"several devices \(cpu, meta\); move it to one"):
         Trainer(task, TrainSettings(output=tmp_path))

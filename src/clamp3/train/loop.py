@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from clamp3.errors import Clamp3Error
 from clamp3.fileio import atomic_write
+from clamp3.precision import autocast_dtype
 from clamp3.progress import progress_bar
 from clamp3.train.distributed import ProcessGroup, barrier
 from clamp3.train.schedule import warmup_cosine
@@ -226,7 +227,7 @@ class Trainer:
     # ---------------------------------------------------------------------------- training
 
     def _autocast(self):
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.settings.precision)
+        dtype = autocast_dtype(self.settings.precision)
         return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
 
     def _optimizer_step(self) -> None:

@@ -89,7 +89,7 @@ def train_default_model(settings: DefaultModelSettings, device: str | None = Non
         settings.epochs,
         settings.learning_rate,
         max_steps=settings.max_steps,
-        lr_scales={} if settings.symbolic_lr_scale == 1 else {SYMBOLIC_TOWER: settings.symbolic_lr_scale},
+        lr_scales={SYMBOLIC_TOWER: settings.symbolic_lr_scale},
     )
     state = Trainer(task, train).fit()
     if state.finished:
