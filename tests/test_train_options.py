@@ -121,3 +121,20 @@ def test_lr_scales_that_match_nothing_or_are_not_positive_are_refused(tmp_path):
         Trainer(task, bad)
     with pytest.raises(Clamp3Error, match="lr_scales must be positive"):
         TrainSettings(output=tmp_path, lr_scales={"clamp3.": 0.0})
+
+
+def test_resuming_with_other_optimizer_settings_is_refused_by_name(tmp_path):
+    def settings(**changes):
+        options = {"output": tmp_path, "epochs": 2, "learning_rate": 1e-2, "max_steps": 2}
+        return TrainSettings(**{**options, **changes}, show_progress=False, tensorboard=False)
+
+    Trainer(_audio_task(), settings(lr_scales={"clamp3.audio_model.": 0.1})).fit()
+    with pytest.raises(
+        Clamp3Error, match=r"checkpoint\.pt: written with other training settings \(lr_scales"
+    ):
+        Trainer(_audio_task(), settings(lr_scales={"clamp3.audio_model.": 0.5}, max_steps=None)).fit()
+    with pytest.raises(Clamp3Error, match=r"learning_rate 0\.01 -> 0\.001"):
+        Trainer(_audio_task(), settings(learning_rate=1e-3, lr_scales={"clamp3.audio_model.": 0.1})).fit()
+    # what only says how long to run may change
+    state = Trainer(_audio_task(), settings(lr_scales={"clamp3.audio_model.": 0.1}, max_steps=None)).fit()
+    assert state.step == 8 and state.finished

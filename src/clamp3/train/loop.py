@@ -32,6 +32,17 @@ from clamp3.train.task import TrainingTask
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.csv"
+RUN_DEFINING = (
+    "learning_rate",
+    "lr_scales",
+    "weight_decay",
+    "warmup_steps",
+    "min_lr_ratio",
+    "accumulation",
+    "seed",
+)
+"""The :class:`TrainSettings` a resumed run must share with its checkpoint: they shape the optimizer,
+its schedule and the data order, so a change would silently mix two runs (or fail inside torch)."""
 Precision = Literal["fp32", "bf16", "fp16"]
 
 
@@ -112,6 +123,13 @@ def parameter_groups(
     return [{"params": params, "lr": learning_rate * scale} for scale, params in groups.items()]
 
 
+def _settings_text(settings: TrainSettings) -> dict[str, str]:
+    """Each setting as text (mappings sorted by key), as checkpoints record them."""
+    return {
+        k: str(dict(sorted(v.items())) if isinstance(v, Mapping) else v) for k, v in asdict(settings).items()
+    }
+
+
 class Trainer:
     """Runs a :class:`~clamp3.train.task.TrainingTask`; ``fit()`` resumes from ``output/checkpoint.pt``."""
 
@@ -169,7 +187,7 @@ class Trainer:
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             },
             "state": asdict(self.state),
-            "settings": {k: str(v) for k, v in asdict(self.settings).items()},
+            "settings": _settings_text(self.settings),
         }
 
     def save_checkpoint(self) -> None:
@@ -185,6 +203,7 @@ class Trainer:
             return False
         # our own file: it holds Python and numpy random states, which weights_only cannot read
         data = torch.load(path, map_location="cpu", weights_only=False)
+        self._check_same_run(path, data["settings"])
         self.task.model.load_state_dict(data["model"])
         self.optimizer.load_state_dict(data["optimizer"])
         self.scheduler.load_state_dict(data["scheduler"])
@@ -196,6 +215,15 @@ class Trainer:
             torch.cuda.set_rng_state_all(data["rng"]["cuda"])
         self.state = TrainState(**data["state"])
         return True
+
+    def _check_same_run(self, path: Path, saved: dict[str, str]) -> None:
+        now = _settings_text(self.settings)
+        changed = [f"{k} {saved[k]} -> {now[k]}" for k in RUN_DEFINING if k in saved and saved[k] != now[k]]
+        if changed:
+            raise Clamp3Error(
+                f"{path}: written with other training settings ({'; '.join(changed)}); resume with the "
+                "same settings or train into a new folder"
+            )
 
     # ---------------------------------------------------------------------------- logging
 
