@@ -99,11 +99,15 @@ def tune_type(record: dict) -> str:
     return next((g for g in genres if g in TUNE_TYPES), "tune")
 
 
-def query(record: dict, analysis: dict, lang: str) -> str:
+def query(
+    record: dict, analysis: dict, lang: str, key_lang: str | None = None, type_lang: str | None = None
+) -> str:
+    """The short query in ``lang``; ``key_lang``/``type_lang`` name the key/tune type another language's
+    way (``evaluation/text_transfer.py`` measures what that changes)."""
     kind = tune_type(record)
-    name = TUNE_TYPES[kind][lang]
+    name = TUNE_TYPES[kind][type_lang or lang]
     article = "An" if name[0].lower() in "aeiou" else "A"
-    key = key_name(analysis["key_tonic"], analysis["key_mode"], lang)
+    key = key_name(analysis["key_tonic"], analysis["key_mode"], key_lang or lang)
     return SENTENCES[lang].format(article=article, type=name, key=key, meter=analysis["meter"])
 
 

@@ -1,5 +1,6 @@
 """The bundled model's evaluation scripts: the set builder's query texts and labels
-(evaluation/default_model.py) and the bar ceilings (evaluation/ceilings.py)."""
+(evaluation/default_model.py), the bar ceilings (evaluation/ceilings.py) and the text-transfer
+measurements (evaluation/text_transfer.py)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ def _script(name: str):
 
 evaluation = _script("default_model")
 ceilings = _script("ceilings")
+transfer = _script("text_transfer")
 
 
 @pytest.mark.parametrize(
@@ -53,6 +55,10 @@ def test_queries_say_the_same_facts_in_every_language():
         "vi": "Một điệu jig đôi ở giọng Rê trưởng, nhịp 6/8.",
     }
     assert evaluation.query({"genres": ["air"]}, analysis, "en").startswith("An air in D major")
+    assert (
+        evaluation.query(record, analysis, "tr", key_lang="en") == "D major tonunda, 6/8 ölçülü bir çift jig."
+    )
+    assert evaluation.query(record, analysis, "vi", type_lang="en").startswith("Một double jig ở giọng Rê")
     assert evaluation.tune_type({"genres": ["tune"]}) == "tune"
     assert [evaluation.category(k) for k in ("chorale", "air", "reel")] == ["chorale", "air", "dance tune"]
 
@@ -98,3 +104,41 @@ def test_nearest_translation_accuracy_counts_distinct_english_queries():
     same = ["A reel.", "A reel.", "A jig."]
     other = np.array([[0.9, 0.1], [0.2, 0.8], [0.1, 0.9]])  # the second query lands on the jig
     assert ceilings.nearest_translation_accuracy(english, other, same) == pytest.approx(2 / 3)
+
+
+def test_difference_directions_are_the_orthonormal_directions_where_translations_move():
+    rng = np.random.default_rng(0)
+    english = rng.normal(size=(200, 6))
+    shift = np.zeros(6)
+    shift[2] = 1.0
+    translated = english + rng.normal(size=(200, 1)) * 3 * shift + 0.01 * rng.normal(size=(200, 6))
+    directions = transfer.difference_directions(english, translated, 2)
+    np.testing.assert_allclose(directions @ directions.T, np.eye(2), atol=1e-9)
+    assert abs(directions[0, 2]) > 0.999
+
+
+def test_code_switching_renames_the_key_in_the_texts_language():
+    from clamp3.train.opendata.describe import Templates
+
+    templates = Templates.load()
+    text = "Un morceau de type reel, en mi mineur.\nDe Ryan (1883), en mi mineur."
+    assert transfer.code_switched(text, "E", "minor", "fr", "en", templates) == (
+        "Un morceau de type reel, en E minor.\nDe Ryan (1883), en E minor."
+    )
+    german = transfer.code_switched("Stücktyp: Hornpipe; Tonart: G-Dur.", "G", "major", "de", "it", templates)
+    assert german == "Stücktyp: Hornpipe; Tonart: sol maggiore."
+    assert transfer.code_switched("A reel.", "G", "major", "en", "de", templates) == "A reel."
+
+
+def test_a_retrained_head_finds_fixed_targets_and_drops_removed_directions():
+    rng = np.random.default_rng(1)
+    targets = rng.normal(size=(512, 8)).astype(np.float32)
+    mixing = rng.normal(size=(8, 12))
+    vectors = np.stack([targets @ mixing, targets @ mixing + 0.1 * rng.normal(size=(512, 12))], 1).astype(
+        np.float32
+    )
+    weight, bias = transfer.train_head(vectors, targets, seed=0)
+    assert transfer.mrr(vectors[:, 0] @ weight.T + bias, targets) > 0.3  # random: 0.013
+    removed = np.eye(12)[:1]
+    weight, _ = transfer.train_head(vectors, targets, seed=0, removed=removed)
+    np.testing.assert_allclose(weight[:, 0], 0.0, atol=1e-6)
