@@ -27,7 +27,7 @@ import copy
 import importlib.util
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,8 @@ from clamp3.model.towers import masked_mean
 from clamp3.retrieval.evaluate import metrics_from_ranks, target_ranks
 from clamp3.train.default_model.inputs import Piece, read_pieces, text_path, text_variants
 from clamp3.train.default_model.settings import DefaultModelSettings
+from clamp3.train.distributed import ProcessGroup
+from clamp3.train.loss import clip_loss
 from clamp3.train.opendata.describe import Templates
 
 LANGUAGES = ("en", "sv", "tr", "vi")
@@ -97,27 +99,53 @@ def train_head(
     head = torch.nn.Linear(inputs.shape[-1], targets.shape[1])
     log_scale = torch.nn.Parameter(torch.tensor(float(np.log(1 / 0.07))))
     optimizer = torch.optim.AdamW([*head.parameters(), log_scale], lr=1e-3)
-    goal = F.normalize(torch.from_numpy(targets).float(), dim=-1)
-    generator = torch.Generator().manual_seed(seed)
 
     def project(x: torch.Tensor) -> torch.Tensor:
         return F.normalize(head(x @ keep), dim=-1)
 
-    for _ in range(EPOCHS):
-        order = torch.randperm(len(inputs), generator=generator)
-        for start in range(0, len(inputs) - BATCH + 1, BATCH):
+    def agreement_loss(chosen: list[int]) -> torch.Tensor:
+        agreement = (project(inputs[chosen, 0]) * project(inputs[chosen, 1])).sum(-1)
+        return consistency * (1 - agreement).mean()
+
+    _fit_clip(
+        lambda chosen, variant: project(inputs[chosen, variant]),
+        optimizer,
+        log_scale,
+        targets,
+        inputs.shape[1],
+        EPOCHS,
+        torch.Generator().manual_seed(seed),
+        agreement_loss if consistency else None,
+    )
+    return (head.weight.detach() @ keep).numpy(), head.bias.detach().numpy()
+
+
+def _fit_clip(
+    embed: Callable[[list[int], list[int]], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    log_scale: torch.nn.Parameter,
+    targets: np.ndarray,
+    variants: int,
+    epochs: int,
+    generator: torch.Generator,
+    extra_loss: Callable[[list[int]], torch.Tensor] | None = None,
+) -> None:
+    """Train with the CLIP loss between ``embed(items, variants)`` (L2-normalised) and the fixed
+    ``targets`` of those items: batches of :data:`BATCH`, one text variant drawn per item and step."""
+    goal = F.normalize(torch.from_numpy(targets).float(), dim=-1)
+    group = ProcessGroup()
+    for _ in range(epochs):
+        order = torch.randperm(len(goal), generator=generator).tolist()
+        for start in range(0, len(order) - BATCH + 1, BATCH):
             chosen = order[start : start + BATCH]
-            variant = torch.randint(0, inputs.shape[1], (BATCH,), generator=generator)
-            logits = log_scale.exp().clamp(max=100) * project(inputs[chosen, variant]) @ goal[chosen].T
-            labels = torch.arange(BATCH)
-            loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
-            if consistency:
-                agreement = (project(inputs[chosen, 0]) * project(inputs[chosen, 1])).sum(-1)
-                loss = loss + consistency * (1 - agreement).mean()
+            variant = torch.randint(0, variants, (BATCH,), generator=generator).tolist()
+            scale = log_scale.exp().clamp(max=100)
+            loss = clip_loss(embed(chosen, variant), goal[chosen], scale, group)
+            if extra_loss is not None:
+                loss = loss + extra_loss(chosen)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    return (head.weight.detach() @ keep).numpy(), head.bias.detach().numpy()
 
 
 # ------------------------------------------------------------------ the backbone's last layer
@@ -125,13 +153,9 @@ def train_head(
 
 def last_layer_inputs(encoder: CLaMP3, texts: Sequence[str]) -> list[np.ndarray]:
     """Each text's token states entering the backbone's last layer (float16, ``[tokens, D]``)."""
-    ids = [row[: encoder.config.text.max_length] for row in encoder.tokenize(texts)]
-    out: list[np.ndarray] = [np.empty(0)] * len(ids)
-    order = np.argsort([len(row) for row in ids], kind="stable")
+    out: list[np.ndarray] = [np.empty(0)] * len(texts)
     with torch.inference_mode():
-        for start in range(0, len(order), 32):
-            chosen = order[start : start + 32]
-            batch, mask = encoder._collate([np.asarray(ids[i], dtype=np.int64) for i in chosen], 1)
+        for chosen, batch, mask in encoder._text_batches(texts, 32):
             states = encoder.model.text_model(batch, attention_mask=mask, output_hidden_states=True)
             for row, index in enumerate(chosen):
                 out[index] = states.hidden_states[-2][row, : int(mask[row].sum())].half().numpy()
@@ -158,22 +182,12 @@ def train_top_layer(
     optimizer = torch.optim.AdamW(
         [{"params": [*head.parameters(), log_scale], "lr": 1e-3}, {"params": layer.parameters(), "lr": 3e-5}]
     )
-    goal = F.normalize(torch.from_numpy(targets).float(), dim=-1)
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(4):
-        order = torch.randperm(len(goal), generator=generator).tolist()
-        for start in range(0, len(order) - BATCH + 1, BATCH):
-            chosen = order[start : start + BATCH]
-            variant = torch.randint(0, len(variants), (BATCH,), generator=generator).tolist()
-            text = F.normalize(
-                head(pooled_by(layer, [variants[v][i] for v, i in zip(variant, chosen, strict=True)])), dim=-1
-            )
-            logits = log_scale.exp().clamp(max=100) * text @ goal[chosen].T
-            labels = torch.arange(BATCH)
-            loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+
+    def embed(chosen: list[int], variant: list[int]) -> torch.Tensor:
+        states = [variants[v][i] for v, i in zip(variant, chosen, strict=True)]
+        return F.normalize(head(pooled_by(layer, states)), dim=-1)
+
+    _fit_clip(embed, optimizer, log_scale, targets, len(variants), 4, torch.Generator().manual_seed(0))
     layer.eval()
     with torch.inference_mode():
         return {
@@ -231,7 +245,8 @@ def run(settings: DefaultModelSettings, model: str, top_layer: bool) -> dict:
     vectors = np.load(text_path(settings, "train"))
     targets = encoder.encode_symbolic([p.abc.read_text(encoding="utf-8") for p in train])
     removed = {k: difference_directions(vectors[:, 0], vectors[:, 1], k) for k in (8, 32)}
-    switched = _code_switched_vectors(encoder, train, records, templates, codes, settings.seed)
+    english_and_translated = [text_variants(p.example, 2, settings.seed, p.key) for p in train]
+    switched = _code_switched_vectors(encoder, train, english_and_translated, records, templates, codes)
     setups = {
         "as in the recipe": lambda seed: train_head(vectors, targets, seed),
         "language directions removed (k=8)": lambda seed: train_head(vectors, targets, seed, removed[8]),
@@ -246,8 +261,9 @@ def run(settings: DefaultModelSettings, model: str, top_layer: bool) -> dict:
         results["heads"][name] = _mean([scores(*train_one(seed), backbone) for seed in SEEDS])
         print(name, results["heads"][name], file=sys.stderr)
     if top_layer:
-        texts = [[text_variants(p.example, 2, settings.seed, p.key)[v] for p in train] for v in (0, 1)]
-        states = [last_layer_inputs(encoder, variant) for variant in texts]
+        states = [
+            last_layer_inputs(encoder, list(column)) for column in zip(*english_and_translated, strict=True)
+        ]
         test_states = {lang: last_layer_inputs(encoder, queries(lang)) for lang in LANGUAGES}
         results["top layer"] = _relative(
             train_top_layer(encoder, states, targets, {**test_states, "abc": abc})
@@ -262,25 +278,25 @@ def _analysis(piece: Piece) -> dict:
 def _code_switched_vectors(
     encoder: CLaMP3,
     pieces: list[Piece],
+    texts: list[list[str]],
     records: list[dict],
     templates: Templates,
     codes: dict[str, str],
-    seed: int,
 ) -> np.ndarray:
-    """``[N, 2, D]``: each tune's English and translated text, key named as in a random other language."""
+    """``[N, 2, D]``: each tune's English and translated text (``texts``), key named as in a random other
+    language."""
     rng = np.random.default_rng(0)
-    texts: list[list[str]] = [[], []]
-    for piece, record in zip(pieces, records, strict=True):
+    switched: list[list[str]] = [[], []]
+    for piece, variants, record in zip(pieces, texts, records, strict=True):
         analysis = _analysis(piece)
-        variants = text_variants(piece.example, 2, seed, piece.key)
         for column, lang in enumerate(("en", codes[record["translations"]["language"]])):
             other = str(rng.choice([code for code in templates.languages if code != lang]))
             tonic, mode = analysis.get("key_tonic"), analysis.get("key_mode")
             text = variants[column]
             if tonic and mode:
                 text = code_switched(text, tonic, mode, lang, other, templates)
-            texts[column].append(text)
-    return np.stack([encoder.pooled_text_features(column) for column in texts], axis=1)
+            switched[column].append(text)
+    return np.stack([encoder.pooled_text_features(column) for column in switched], axis=1)
 
 
 def main() -> None:

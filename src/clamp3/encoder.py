@@ -8,7 +8,7 @@ each batch padded only to its longest member, and the results are put back toget
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -146,17 +146,24 @@ class CLaMP3(EncoderBase):
     def pooled_text_features(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """``[N, text hidden size]``: the masked mean of the text encoder's last hidden states, before the
         projection, of each text cut to ``max_length`` tokens (what a frozen backbone contributes)."""
-        ids = [row[: self.config.text.max_length] for row in self.tokenize(texts)]
-        order = np.argsort([len(row) for row in ids], kind="stable")
-        out = np.zeros((len(ids), self.config.text.encoder.hidden_size), dtype=np.float32)
-        pad = self.config.text.encoder.pad_token_id
+        out = np.zeros((len(texts), self.config.text.encoder.hidden_size), dtype=np.float32)
         with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                chosen = order[start : start + batch_size]
-                batch, mask = self._collate([np.asarray(ids[i], dtype=np.int64) for i in chosen], pad)
+            for chosen, batch, mask in self._text_batches(texts, batch_size):
                 hidden = self.model.hidden_states("text", batch, mask)
                 out[chosen] = masked_mean(hidden, mask).float().cpu().numpy()
         return out
+
+    def _text_batches(
+        self, texts: Sequence[str], batch_size: int
+    ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+        """``(indices, token ids, mask)`` batches of ``texts`` cut to ``max_length`` tokens, shortest first,
+        each padded to its own longest text."""
+        ids = [row[: self.config.text.max_length] for row in self.tokenize(texts)]
+        order = np.argsort([len(row) for row in ids], kind="stable")
+        pad = self.config.text.encoder.pad_token_id
+        for start in range(0, len(order), batch_size):
+            chosen = order[start : start + batch_size]
+            yield (chosen, *self._collate([np.asarray(ids[i], dtype=np.int64) for i in chosen], pad))
 
     def encode_symbolic(
         self,
