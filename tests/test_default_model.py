@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ from clamp3.errors import InputError
 from clamp3.hub import get_entry
 from clamp3.preprocess.midi import midi_to_mtf
 from clamp3.train.data import Example
-from clamp3.train.default_model import inputs
+from clamp3.train.default_model import inputs, recipe
 from clamp3.train.default_model.settings import DefaultModelSettings, bundled_config
 from clamp3.train.default_model.task import SYMBOLIC_TOWER, VIEWS, AlignTask, TuneViews
 from clamp3.train.loop import Trainer, TrainSettings
@@ -190,6 +192,65 @@ def test_transcription_stage_transcribes_the_rendering_once(tmp_path, monkeypatc
     assert renderings == [("tune2", settings.transcribed_seconds)]
 
 
+def test_transposed_copies_replace_their_tune_at_the_chosen_share(one_torch_thread):
+    torch.manual_seed(0)
+    encoder = CLaMP3.new(tiny_config(), device="cpu")
+    rng = np.random.default_rng(0)
+    train, validation = tunes(8, rng), tunes(2, rng)
+    copies = {t.id: replace(t, id=f"{t.id}@M2", text=t.text + 100.0, abc=TUNES[3]) for t in train[:4]}
+
+    def copied_rows(share: float) -> list[int]:
+        task = AlignTask(encoder, train, validation, 8, seed=1, copies=copies, copy_share=share)
+        batches = [next(task.train_batches(epoch, 0, 1)) for epoch in range(8)]
+        return [int((batch.text.mean(dim=1) > 50).sum()) for batch in batches]
+
+    assert copied_rows(0.0) == [0] * 8
+    assert copied_rows(1.0) == [4] * 8
+    half = copied_rows(0.5)
+    assert 8 <= sum(half) <= 24 and len(set(half)) > 1
+    plain = AlignTask(encoder, train, validation, 8, seed=1)
+    shared = AlignTask(encoder, train, validation, 8, seed=1, copies=copies, copy_share=1.0)
+    first, second = next(plain.train_batches(0, 0, 1)), next(shared.train_batches(0, 0, 1))
+    originals = (first.text.mean(dim=1) < 50).numpy()
+    assert torch.equal(first.audio[originals], second.audio[originals])
+    assert not torch.equal(first.abc, second.abc)
+
+
+def test_prepare_gives_the_training_tunes_transposed_copies(tmp_path, monkeypatch, one_torch_thread):
+    pytest.importorskip("onnxruntime")
+    data = open_data(tmp_path, 3)
+    records = [json.loads(line) for line in (data / "train.jsonl").read_text().splitlines()]
+    copies = []
+    for record in records[:2]:
+        paths = [path.replace(".", "_transposed.") for path in record["filepaths"]]
+        for suffix in (".abc", ".mid", ".mtf"):
+            source = (data / record["filepaths"][0]).with_suffix(suffix)
+            shutil.copy(source, (data / paths[0]).with_suffix(suffix))
+        copies.append(dict(record, id=f"{record['id']}@M2", filepaths=paths))
+    (data / "manifest.json").write_text("{}", encoding="utf-8")  # a built set: prepare() builds none
+    splits = {"train": records[:2], "validation": records[2:], "test": records[2:], "transposed": copies}
+    for name, rows in splits.items():
+        (data / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    chord = np.concatenate([tone(pitch, 0.5) for pitch in (60, 64, 67)])
+    monkeypatch.setattr(inputs, "_rendering", lambda job: chord)
+    encoder = CLaMP3.new(tiny_config(), device="cpu")
+    settings = DefaultModelSettings(
+        work=tmp_path / "work", opendata=data, workers=1, text_variants=2, noisy_midi=1, show_progress=False
+    )
+    prepared = recipe.prepare(settings, encoder)
+    assert [t.id for t in prepared["transposed"]] == ["tune0@M2", "tune1@M2"]
+    assert [t.id for t in prepared["train"]] == ["tune0", "tune1"]
+    assert [len(t.midi) for t in prepared["train"]] == [3, 3]  # score, noisy variant, transcription
+    assert [len(t.midi) for t in prepared["transposed"]] == [2, 2]  # no transcription
+    assert prepared["transposed"][0].text.shape == (2, 384)
+    assert np.load(inputs.text_path(settings, "transposed")).shape == (2, 2, 384)
+    assert not list((settings.inputs / "midi" / "transposed").glob("*-transcribed.mtf"))
+
+    plain = replace(settings, work=tmp_path / "plain", transposed_share=0.0)
+    assert set(recipe.prepare(plain, encoder)) == {"train", "validation"}
+    assert not (plain.inputs / "audio" / "transposed").exists()
+
+
 def test_default_entry_and_fallback_notice(monkeypatch, capsys):
     entry = get_entry("default")
     assert entry.bundled and entry.kind == "clamp3"
@@ -216,3 +277,24 @@ def test_the_bundled_model_is_small_and_embeds_every_modality():
     audio = model.encode_audio_features([np.zeros((5, 352), np.float32)])
     assert text.shape == (2, 384) and abc.shape == (2, 384) and audio.shape == (1, 384)
     assert np.isfinite(np.concatenate([text, abc, audio])).all()
+
+
+def test_cli_passes_the_transposed_share_to_the_recipe(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from clamp3.cli import main
+    from clamp3.train.loop import TrainState
+
+    seen = []
+
+    def record(settings, device):
+        seen.append(settings)
+        return TrainState()
+
+    monkeypatch.setattr(recipe, "train_default_model", record)
+    arguments = ["train", "default-model", "--work", str(tmp_path / "work")]
+    assert CliRunner().invoke(main, [*arguments, "--transposed-share", "0.25"]).exit_code == 0
+    assert CliRunner().invoke(main, arguments).exit_code == 0
+    assert [s.transposed_share for s in seen] == [0.25, DefaultModelSettings.transposed_share]
+    refused = CliRunner().invoke(main, [*arguments, "--transposed-share", "1.5"])
+    assert refused.exit_code != 0 and "1.5 is not in the range 0.0<=x<=1.0" in refused.output

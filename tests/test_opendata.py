@@ -12,8 +12,9 @@ import pytest
 pytest.importorskip("music21")
 
 from clamp3.preprocess.midi import midi_to_mtf
+from clamp3.preprocess.performance import notes_of, read_midi
 from clamp3.train.opendata.analysis import analyse, load_score, midi_bytes, quiet, scale_name
-from clamp3.train.opendata.build import BuildSettings, assign_splits, build
+from clamp3.train.opendata.build import BuildSettings, assign_splits, build, original_id
 from clamp3.train.opendata.corpus import (
     TRAINING_COLLECTIONS,
     EvaluationOnlyError,
@@ -25,6 +26,7 @@ from clamp3.train.opendata.corpus import (
     tune_keys,
 )
 from clamp3.train.opendata.describe import TEMPO_FACTS, Templates, describe, describe_facts, facts_for
+from clamp3.train.opendata.transpose import INTERVALS
 
 DOC_COUNTS = {"ryansMammoth": 1059, "oneills1850": 2009, "airdsAirs": 1180, "miscFolk": 185, "chorales": 371}
 """Tune counts of docs/open-data.md section 1.1 (X: headers) and the chorale iterator."""
@@ -195,7 +197,7 @@ def test_builder_writes_a_subset_and_resumes(tmp_path, corpus):
     out = tmp_path / "data"
     settings = BuildSettings(workers=2, progress=False)
     summary = build(out, training, evaluation, settings)
-    assert (summary.written, summary.failures) == (10, ())
+    assert (summary.written, summary.failures) == (10 + 9, ())  # the 9 training pieces get a copy each
     assert summary.duplicates == (("bach/bwv267.mxl#R309", "bach/bwv267.mxl#R5"),)
 
     records = [
@@ -228,10 +230,53 @@ def test_builder_writes_a_subset_and_resumes(tmp_path, corpus):
     ]
     assert sorted(split_ids) == sorted(p.id for p in training)
 
+    check_transposed_copies(out, records)
+
     before = {path: path.stat().st_mtime_ns for path in out.rglob("*")}
     again = build(out, training, evaluation, settings)
-    assert (again.written, again.skipped) == (0, 10)
+    assert (again.written, again.skipped) == (0, 19)
     assert {path: path.stat().st_mtime_ns for path in out.rglob("*")} == before
+
+
+def midi_notes(abc: Path, shift: int) -> list[tuple[float, int]]:
+    """``(onset, pitch + shift)`` of the notes of the MIDI file beside ``abc``, sorted."""
+    midi = read_midi(abc.with_suffix(".mid").read_bytes(), str(abc))
+    return sorted((round(n.start, 4), n.pitch + shift) for n in notes_of(midi))
+
+
+def check_transposed_copies(out: Path, records: list[dict]) -> None:
+    """Every training piece has a copy whose MIDI is its own moved by the copy's interval, whose key and
+    range follow, and whose other facts stay."""
+    from music21 import pitch
+
+    copies = [json.loads(line) for line in (out / "transposed.jsonl").open()]
+    originals = {r["id"]: r for r in records}
+    assert sorted(original_id(c["id"]) for c in copies) == sorted(originals)
+    assert json.loads((out / "manifest.json").read_text())["transposed"] == {"built": 9, "failed": 0}
+    for copy in copies:
+        name = copy["id"].rsplit("@", 1)[1]
+        step = next(i for i in INTERVALS if i.name == name)
+        original = originals[original_id(copy["id"])]
+        before, after = (
+            json.loads((out / r["filepaths"][0]).with_suffix(".json").read_text())["analysis"]
+            for r in (original, copy)
+        )
+        assert copy["filepaths"][0].endswith("_transposed.abc") and "abc" in copy["filepaths"][0]
+        moved, played = (
+            midi_notes(out / r["filepaths"][0], shift) for r, shift in ((copy, 0), (original, step.semitones))
+        )
+        assert moved == played and moved, copy["id"]
+        assert (after["notes"], after["bars"], after["semitones"]) == (
+            before["notes"],
+            before["bars"],
+            before["semitones"],
+        )
+        assert (pitch.Pitch(after["lowest"]).midi - pitch.Pitch(before["lowest"]).midi) == step.semitones
+        shifted = pitch.Pitch(before["key_tonic"]).transpose(step.name).name.replace("-", "b")
+        assert after["key_tonic"] == shifted or after["written_tonic"], copy["id"]
+        assert copy["title"] == original.get("title") and copy["genres"] == original["genres"]
+        abc = (out / copy["filepaths"][0]).read_text()
+        assert abc != (out / original["filepaths"][0]).read_text() and "\nK:" in abc
 
 
 def test_split_is_by_tune_and_deterministic(corpus):

@@ -91,6 +91,13 @@ def m3_command(config_path: Path) -> None:
     help="Learning-rate factor of the symbolic tower in the alignment (below 1 keeps more of M3).",
 )
 @click.option(
+    "--transposed-share",
+    type=click.FloatRange(0.0, 1.0),
+    default=DefaultModelSettings.transposed_share,
+    show_default=True,
+    help="Chance that a training draw takes the tune's transposed copy (0: no copies).",
+)
+@click.option(
     "--freedoom-wad",
     "freedoom",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -108,6 +115,7 @@ def default_model_command(
     epochs: int,
     m3_epochs: int,
     symbolic_lr_scale: float,
+    transposed_share: float,
     freedoom: tuple[Path, ...],
     seed: int,
     workers: int,
@@ -123,6 +131,7 @@ def default_model_command(
         epochs=epochs,
         m3_epochs=m3_epochs,
         symbolic_lr_scale=symbolic_lr_scale,
+        transposed_share=transposed_share,
         freedoom=freedoom or DefaultModelSettings.freedoom,
         seed=seed,
         workers=workers,

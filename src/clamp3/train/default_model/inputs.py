@@ -8,6 +8,9 @@
 * ``text/<split>.npy``: the frozen text backbone's pooled output for each record's text variants
   (``[records, variants, 384]``), so training never runs the 12-layer backbone.
 
+The training pieces' transposed copies (``transposed.jsonl``) are one more split, ``transposed``, with
+renderings, noisy MIDI and text vectors but no transcriptions.
+
 ``key`` is a digest of the record id. Files are written atomically; a stage skips what exists.
 """
 
@@ -42,6 +45,8 @@ SPLITS = ("train", "validation", "test")
 TRAINING_SPLITS = ("train", "validation")
 """The splits that training reads: they get transcriptions and text vectors; the test split is only
 evaluated (``evaluation/default_model.py``), from its own renderings and transcriptions."""
+TRANSPOSED = "transposed"
+"""The split of the training pieces' transposed copies (text vectors, no transcriptions)."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Stages, each resumable (re-running the command continues where it stopped):
 
 1. the open-data set (:mod:`clamp3.train.opendata.build`) unless ``--data`` names a built one;
 2. derived inputs (:mod:`.inputs`): renderings' front-end features, noisy MIDI, basic-pitch
-   transcriptions of the renderings, text vectors;
+   transcriptions of the renderings, text vectors, also for the training pieces' transposed copies;
 3. with ``m3_epochs`` > 0, M3 pretraining of the symbolic tower (:mod:`.pretrain`) with checkpoints
    in ``work/pretraining`` (off by default: it lowered validation MRR at the budget tried);
 4. contrastive training (:mod:`.task`), from the pretrained symbolic tower if there is one, with
@@ -29,23 +29,27 @@ from clamp3.train.default_model.pretrain import check_freedoom, pretrain_symboli
 from clamp3.train.default_model.settings import DefaultModelSettings, bundled_config
 from clamp3.train.default_model.task import SYMBOLIC_TOWER, AlignTask, TuneViews
 from clamp3.train.loop import Trainer, TrainState
+from clamp3.train.opendata.build import original_id
 
 
 def prepare(settings: DefaultModelSettings, encoder: CLaMP3) -> dict[str, list[TuneViews]]:
-    """Build what is missing and return the training and validation tunes."""
+    """Build what is missing and return the training and validation tunes, and (``transposed``) the
+    transposed copies unless ``settings.transposed_share`` is 0."""
     if not (settings.data / "manifest.json").is_file():
         from clamp3.train.opendata.build import BuildSettings, build
 
         build(settings.data, settings=BuildSettings(seed=settings.seed, workers=settings.workers))
     failures: dict[str, list[str]] = {}
     tunes: dict[str, list[TuneViews]] = {}
-    for split in inputs.SPLITS:
+    copies = (inputs.TRANSPOSED,) if settings.transposed_share else ()
+    for split in (*inputs.SPLITS, *copies):
         pieces = inputs.read_pieces(settings.data, split)
         failures[f"audio {split}"] = inputs.build_audio(settings, split, pieces)
         failures[f"midi {split}"] = inputs.build_midi(settings, split, pieces)
-        if split not in inputs.TRAINING_SPLITS:
+        if split not in (*inputs.TRAINING_SPLITS, *copies):
             continue
-        failures[f"transcription {split}"] = inputs.build_transcriptions(settings, split, pieces)
+        if split in inputs.TRAINING_SPLITS:
+            failures[f"transcription {split}"] = inputs.build_transcriptions(settings, split, pieces)
         inputs.build_text(settings, split, pieces, encoder)
         text = np.load(inputs.text_path(settings, split))
         tunes[split] = [
@@ -83,7 +87,16 @@ def train_default_model(settings: DefaultModelSettings, device: str | None = Non
         texts = symbolic_texts(settings, encoder.config, tunes["train"], tunes["validation"])
         pretrained = pretrain_symbolic(settings, encoder.config, *texts, encoder.device)
         load_m3_encoder_into(encoder.model, pretrained)
-    task = AlignTask(encoder, tunes["train"], tunes["validation"], settings.batch_size, settings.seed)
+    copies = {original_id(tune.id): tune for tune in tunes.get(inputs.TRANSPOSED, [])}
+    task = AlignTask(
+        encoder,
+        tunes["train"],
+        tunes["validation"],
+        settings.batch_size,
+        settings.seed,
+        copies=copies,
+        copy_share=settings.transposed_share,
+    )
     train = settings.trainer(
         settings.training,
         settings.epochs,

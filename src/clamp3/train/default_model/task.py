@@ -2,7 +2,8 @@
 
 Each training item is one tune seen four ways: a text variant (the frozen backbone's pooled vector, so
 only the text projection trains), its interleaved ABC, its MIDI (the score's, a transcription-like
-variant or basic-pitch's transcription of the rendering) and a rendering's front-end features. The
+variant or basic-pitch's transcription of the rendering) and a rendering's front-end features. A tune
+with a transposed copy takes all four views from the copy instead, at a given share of its draws. The
 loss is the mean symmetric CLIP loss over all six pairs of views, on L2-normalised features with a
 learned temperature, so every modality is pulled towards every other one (text->audio and MIDI->score
 alike).
@@ -11,7 +12,7 @@ alike).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -90,8 +91,21 @@ class AlignModel(nn.Module):
         return torch.stack(losses).mean()
 
 
+@dataclass(frozen=True)
+class _Encoded:
+    """A training tune (or its transposed copy) with its ABC and MIDI variants as patches."""
+
+    tune: TuneViews
+    abc: np.ndarray
+    midi: list[np.ndarray]
+
+
 class AlignTask:
-    """Four-view tunes for :class:`~clamp3.train.loop.Trainer`."""
+    """Four-view tunes for :class:`~clamp3.train.loop.Trainer`.
+
+    ``copies`` maps a training tune's id to its transposed copy; a draw of that tune takes the copy with
+    probability ``copy_share`` (tunes without a copy always give their own views).
+    """
 
     monitor = "val_mrr"
 
@@ -103,6 +117,8 @@ class AlignTask:
         batch_size: int,
         seed: int,
         group: ProcessGroup | None = None,
+        copies: Mapping[str, TuneViews] | None = None,
+        copy_share: float = 0.0,
     ) -> None:
         self.group = group or ProcessGroup()
         if batch_size % self.group.world_size:
@@ -114,17 +130,19 @@ class AlignTask:
         self.validation = list(validation)
         self.batch_size = batch_size
         self.seed = seed
+        self.copy_share = copy_share
         encoder.model.text_model.requires_grad_(False).eval()
         self.model = AlignModel(encoder, self.group)
-        patchilizer = encoder.patchilizer
-        self._abc = [
-            patchilizer.encode(remove_instrument_info(t.abc), add_special_patches=True) for t in self.train
-        ]
-        self._midi = [
-            [patchilizer.encode(m, add_special_patches=True) for m in tune.midi] for tune in self.train
-        ]
+        copies = copies or {}
+        self._tunes = [self._encode(tune) for tune in self.train]
+        self._copies = [self._encode(copies[t.id]) if t.id in copies else None for t in self.train]
         # the backbone is frozen: its pooled output for the validation queries never changes
         self._eval_text = encoder.pooled_text_features([t.eval_text for t in self.validation])
+
+    def _encode(self, tune: TuneViews) -> _Encoded:
+        patchilizer = self.encoder.patchilizer
+        abc = patchilizer.encode(remove_instrument_info(tune.abc), add_special_patches=True)
+        return _Encoded(tune, abc, [patchilizer.encode(m, add_special_patches=True) for m in tune.midi])
 
     def batches_per_epoch(self, world_size: int) -> int:
         return len(self.train) // self.batch_size
@@ -140,13 +158,15 @@ class AlignTask:
         config = self.encoder.config
         text, abc, midi, audio = [], [], [], []
         for index in indices:
-            tune, rng = self.train[index], item_rng(self.seed, epoch, index)
+            rng = item_rng(self.seed, epoch, index)
+            chosen, copy = self._tunes[index], self._copies[index]
+            if copy is not None and rng.random() < self.copy_share:
+                chosen = copy
+            tune = chosen.tune
             text.append(tune.text[int(rng.integers(len(tune.text)))])
-            abc.append(random_slice(self._abc[index], config.symbolic.max_patches, rng))
-            variants = self._midi[index]
-            midi.append(
-                random_slice(variants[int(rng.integers(len(variants)))], config.symbolic.max_patches, rng)
-            )
+            abc.append(random_slice(chosen.abc, config.symbolic.max_patches, rng))
+            variant = chosen.midi[int(rng.integers(len(chosen.midi)))]
+            midi.append(random_slice(variant, config.symbolic.max_patches, rng))
             audio.append(random_slice(with_edge_windows(tune.audio), config.audio.max_frames, rng))
         collate = self.encoder._collate
         return ViewBatch(

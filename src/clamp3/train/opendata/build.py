@@ -8,6 +8,8 @@
       splits/{train,validation,test}.txt          piece ids per split (small; can be committed)
       music/<collection>/<stem>.abc .mid .mtf     interleaved ABC, music21's MIDI, its MTF
       music/<collection>/<stem>.json              the piece's analysis; written last, marks it complete
+      transposed.jsonl                            a transposed copy of every training-split piece
+      music/<collection>/<stem>_transposed.*      its four files (the .json names the interval)
       evaluation/essen.jsonl                      the evaluation-only Essen tunes, same format
       evaluation/descriptions.jsonl, evaluation/music/essenFolksong/...
       manifest.json                               counts and licence notes per collection, music21 version
@@ -20,6 +22,13 @@ and ``translations`` (``language`` plus ``title``, ``genres`` and ``description`
 Each piece carries one translation language, taken in turn from a hash of its id, so every language
 covers about an eleventh of the pieces and a piece still appears once per epoch (one record per language
 would put copies of a piece into the same batch as false negatives).
+
+Transposed copies (``transposed.jsonl``, ids ``<piece id>@<interval>``, e.g. ``...#42@-m3``) exist for
+the training split only. An interval is drawn from the seed and the piece (:mod:`.transpose`); the ABC
+comes from the piece's MusicXML (abc2xml's, for an ABC tune) transposed by it, the MIDI and the analysis
+from music21's score transposed by it, and the descriptions from that analysis, so a copy differs from
+its original in pitch only (key, range and everything said about them follow). Training uses a copy
+in place of its original for some draws; it is never a piece of its own.
 
 The split is by tune: pieces that share a tune key (:func:`~clamp3.train.opendata.corpus.tune_keys`:
 the same music, O'Neill's book number, a normalised title) stay together; groups are shuffled with a
@@ -47,6 +56,8 @@ from pathlib import Path
 from typing import Any
 
 from clamp3.fileio import atomic_write
+from clamp3.preprocess.abc_convert import Conversion, abc_to_musicxml, musicxml_to_abc, read_musicxml
+from clamp3.preprocess.abc_interleave import abc_to_interleaved
 from clamp3.preprocess.midi import midi_to_mtf
 from clamp3.preprocess.sheet import tune_to_interleaved, xml_to_interleaved
 from clamp3.progress import progress_bar
@@ -60,13 +71,21 @@ from clamp3.train.opendata.corpus import (
     tune_keys,
 )
 from clamp3.train.opendata.describe import Facts, Templates, describe, facts_for
+from clamp3.train.opendata.transpose import choose_interval, key_signatures, transpose_musicxml
 
 FORMAT = "opendata-1"
 """Part of every piece's source digest: change it when the per-piece outputs change, to rebuild them."""
 
 SPLITS = ("train", "validation", "test")
+TRANSPOSED = "transposed"
+"""The JSONL file (and stem suffix) of the training pieces' transposed copies."""
 SUFFIXES = (".abc", ".mid", ".mtf", ".json")
 _MAX_WARNINGS = 20
+
+
+def original_id(record_id: str) -> str:
+    """The piece a record is of: its own id, or for a transposed copy (``<id>@<interval>``) the original's."""
+    return record_id.rsplit("@", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -75,6 +94,8 @@ class BuildSettings:
     """Seeds the split and the choice of each piece's translation language."""
     fractions: tuple[float, float, float] = (0.90, 0.05, 0.05)
     """Shares of train, validation and test, counted in pieces."""
+    transposed: bool = True
+    """Build a transposed copy of every training-split piece (``transposed.jsonl``)."""
     workers: int = 1
     """Worker processes for the per-piece work (music21 runs in them, its stderr output captured)."""
     progress: bool = True
@@ -84,7 +105,7 @@ class BuildSettings:
 class Failure:
     id: str
     stage: str
-    """``parse``, ``analysis``, ``midi``, ``mtf`` or ``abc``."""
+    """``parse``, ``transpose``, ``analysis``, ``midi``, ``mtf`` or ``abc``."""
     reason: str
 
 
@@ -107,7 +128,7 @@ class BuildSummary:
     duplicates: tuple[tuple[str, str], ...]
     """``(id, id of the piece with the same music)``: enumerated but not built twice."""
     records: dict[str, int] = field(default_factory=dict)
-    """Records per JSONL file (``train``, ``validation``, ``test``, ``essen``)."""
+    """Records per JSONL file (``train``, ``validation``, ``test``, ``transposed``, ``essen``)."""
     seconds: float = 0.0
 
 
@@ -131,20 +152,25 @@ def build(
     check_training(training)
     templates = Templates.load()
     unique, duplicates = _unique(training)
-    jobs = [(p, out / "music" / p.collection) for p in unique]
-    jobs += [(p, out / "evaluation" / "music" / p.collection) for p in evaluation]
-    outcomes = _run(jobs, settings)
-    failures = tuple(o.failure for o in outcomes if o.failure)
-    failed = {f.id for f in failures}
-
     splits = assign_splits(training, settings.seed, settings.fractions)
     for name in SPLITS:
         ids = [p.id for p in training if splits[p.id] == name]
         write_if_changed(out / "splits" / f"{name}.txt", "".join(f"{i}\n" for i in ids))
 
-    built = {p.id: read_analysis(folder, p) for p, folder in jobs if p.id not in failed}
+    jobs = [Job(p, out / "music" / p.collection) for p in unique]
+    jobs += [Job(p, out / "evaluation" / "music" / p.collection) for p in evaluation]
+    copies = [
+        Job(p, out / "music" / p.collection, transposition_seed=settings.seed)
+        for p in unique
+        if settings.transposed and splits[p.id] == "train"
+    ]
+    outcomes = _run(jobs + copies, settings)
+    failures = tuple(o.failure for o in outcomes if o.failure)
+    failed = {f.id for f in failures}
+
+    built = {job.piece.id: job.read_sidecar() for job in jobs if job.id not in failed}
     languages = templates.languages[1:]
-    records: dict[str, list[str]] = {name: [] for name in SPLITS}
+    records: dict[str, list[str]] = {name: [] for name in (*SPLITS, TRANSPOSED)}
     descriptions = []
     for piece in unique:
         if piece.id in built:
@@ -153,8 +179,13 @@ def build(
             records[split].append(json.dumps(record, ensure_ascii=False))
             entry = {"id": piece.id, "split": split, "lines": lines}
             descriptions.append(json.dumps(entry, ensure_ascii=False))
-    for name in SPLITS:
-        write_if_changed(out / f"{name}.jsonl", "".join(f"{line}\n" for line in records[name]))
+    for job in copies:
+        if job.id not in failed and job.piece.id in built:  # a copy stands in for its original only
+            record, _ = piece_record(job.piece, job.read_sidecar(), templates, languages, settings.seed)
+            records[TRANSPOSED].append(json.dumps(record, ensure_ascii=False))
+    for name in (*SPLITS, TRANSPOSED):
+        if name != TRANSPOSED or settings.transposed:
+            write_if_changed(out / f"{name}.jsonl", "".join(f"{line}\n" for line in records[name]))
     write_if_changed(out / "descriptions.jsonl", "".join(f"{line}\n" for line in descriptions))
 
     evaluation_dir = out / "evaluation"
@@ -168,8 +199,13 @@ def build(
         write_if_changed(evaluation_dir / "essen.jsonl", "".join(f"{line}\n" for line in essen))
         write_if_changed(evaluation_dir / "descriptions.jsonl", "".join(f"{line}\n" for line in essen_lines))
 
-    counts = {name: len(records[name]) for name in SPLITS} | ({"essen": len(essen)} if evaluation else {})
+    counts = {name: len(records[name]) for name in SPLITS}
+    counts |= {TRANSPOSED: len(records[TRANSPOSED])} if settings.transposed else {}
+    counts |= {"essen": len(essen)} if evaluation else {}
     manifest = _manifest(training, evaluation, built, failures, duplicates, splits, settings)
+    if settings.transposed:
+        copied = len(records[TRANSPOSED])
+        manifest[TRANSPOSED] = {"built": copied, "failed": len(copies) - copied}
     _write_json(out / "manifest.json", manifest | {"languages": list(templates.languages)})
     _write_json(
         out / "summary.json",
@@ -192,86 +228,131 @@ def build(
 # --- one piece -----------------------------------------------------------------------------------------
 
 
-def piece_paths(folder: Path, piece: Piece) -> dict[str, Path]:
-    """The four output files of a piece, by suffix."""
-    return {suffix: folder / f"{piece.stem}{suffix}" for suffix in SUFFIXES}
+@dataclass(frozen=True)
+class Built:
+    """What a built piece's ``.json`` holds: its analysis, and the interval of a transposed copy."""
+
+    analysis: Analysis
+    transposition: str | None = None
 
 
-def source_digest(piece: Piece) -> str:
-    """A digest of what the piece's files are made from (its ABC text or MusicXML bytes, music21's
-    version and :data:`FORMAT`)."""
-    import music21
+@dataclass(frozen=True)
+class Job:
+    """The four files of one piece, or (``transposition_seed`` given) of its transposed copy."""
 
-    data = piece.abc.encode("utf-8") if piece.abc is not None else Path(piece.musicxml).read_bytes()
-    return hashlib.sha256(f"{FORMAT}|{music21.__version__}|".encode() + data).hexdigest()
+    piece: Piece
+    folder: Path
+    transposition_seed: int | None = None
+    """Seeds the interval of a transposed copy (see :mod:`.transpose`); ``None`` for the piece itself."""
+
+    @property
+    def id(self) -> str:
+        """The piece id; a copy's is ``<id>@transposed`` (its record id names the interval instead)."""
+        return self.piece.id if self.transposition_seed is None else f"{self.piece.id}@{TRANSPOSED}"
+
+    def paths(self) -> dict[str, Path]:
+        """The four output files, by suffix."""
+        stem = self.piece.stem if self.transposition_seed is None else f"{self.piece.stem}_{TRANSPOSED}"
+        return {suffix: self.folder / f"{stem}{suffix}" for suffix in SUFFIXES}
+
+    def source_digest(self) -> str:
+        """A digest of what the files are made from (the piece's ABC text or MusicXML bytes, music21's
+        version, :data:`FORMAT` and a copy's transposition seed)."""
+        import music21
+
+        piece = self.piece
+        data = piece.abc.encode("utf-8") if piece.abc is not None else Path(piece.musicxml).read_bytes()
+        copy = "" if self.transposition_seed is None else f"|{TRANSPOSED} {self.transposition_seed}"
+        return hashlib.sha256(f"{FORMAT}|{music21.__version__}{copy}|".encode() + data).hexdigest()
+
+    def is_complete(self) -> bool:
+        """Whether all four files exist and the ``.json`` was made from the current source."""
+        paths = self.paths()
+        if not all(path.is_file() for path in paths.values()):
+            return False
+        try:
+            return json.loads(paths[".json"].read_text("utf-8")).get("source") == self.source_digest()
+        except (OSError, ValueError):
+            return False
+
+    def read_sidecar(self) -> Built:
+        """The analysis (and transposition) stored in a complete job's ``.json``."""
+        data = json.loads(self.paths()[".json"].read_text("utf-8"))
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data["analysis"].items()}
+        return Built(Analysis(**fields), data.get("transposition"))
 
 
-def is_complete(folder: Path, piece: Piece) -> bool:
-    """Whether all four files of ``piece`` exist and its ``.json`` was made from the current source."""
-    paths = piece_paths(folder, piece)
-    if not all(path.is_file() for path in paths.values()):
-        return False
-    try:
-        return json.loads(paths[".json"].read_text("utf-8")).get("source") == source_digest(piece)
-    except (OSError, ValueError):
-        return False
-
-
-def build_piece(piece: Piece, folder: Path) -> Outcome:
-    """Convert and analyse one piece and write its four files; any failure is returned, not raised
-    (third-party parsers may raise anything, and one bad tune must not stop a batch)."""
+def build_piece(job: Job) -> Outcome:
+    """Convert and analyse one piece (or its transposed copy) and write its four files; any failure is
+    returned, not raised (third-party parsers may raise anything, and one bad tune must not stop a batch)."""
+    piece = job.piece
     stage = "parse"
     messages: list[str] = []
+    transposition = None
     try:
         with quiet() as messages:
             score = load_score(piece)
+            if job.transposition_seed is not None:
+                stage = "transpose"
+                xml, transposition = _transposed_musicxml(piece, job.transposition_seed)
+                score.transpose(transposition, inPlace=True)
             stage = "analysis"
             analysis = analyse(score)
             stage = "midi"
             midi, midi_notes = midi_bytes(score)
         stage = "mtf"
-        mtf = midi_to_mtf(midi, name=piece.id)
+        mtf = midi_to_mtf(midi, name=job.id)
         stage = "abc"
-        if piece.abc is not None:
+        if transposition is not None:
+            standard = musicxml_to_abc(xml, source=job.id)
+            interleaved = abc_to_interleaved(standard.text, source=job.id)
+            conversion = Conversion(interleaved.text, standard.warnings + interleaved.warnings)
+        elif piece.abc is not None:
             conversion = tune_to_interleaved(piece.abc, source=piece.id)
         else:
             conversion = xml_to_interleaved(piece.musicxml)
     except Exception as exc:  # any exception: see the docstring
         detail = " ".join(str(exc).split())[:300] or type(exc).__name__
-        return Outcome(piece.id, False, Failure(piece.id, stage, f"{type(exc).__name__}: {detail}"))
-    paths = piece_paths(folder, piece)
+        return Outcome(job.id, False, Failure(job.id, stage, f"{type(exc).__name__}: {detail}"))
+    paths = job.paths()
     warnings = [*midi_notes, *(f"music21: {m}" for m in messages), *conversion.warnings]
-    sidecar = {
-        "id": piece.id,
-        "source": source_digest(piece),
-        "analysis": asdict(analysis),
-        "warnings": warnings[:_MAX_WARNINGS],
-    }
+    sidecar = {"id": piece.id, "source": job.source_digest(), "analysis": asdict(analysis)}
+    sidecar |= {"transposition": transposition} if transposition else {}
+    sidecar["warnings"] = warnings[:_MAX_WARNINGS]
     _write_bytes(paths[".abc"], conversion.text.encode("utf-8"))
     _write_bytes(paths[".mid"], midi)
     _write_bytes(paths[".mtf"], mtf.encode("utf-8"))
     _write_bytes(paths[".json"], (json.dumps(sidecar, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))
-    return Outcome(piece.id, True)
+    return Outcome(job.id, True)
 
 
-def read_analysis(folder: Path, piece: Piece) -> Analysis:
-    """The analysis stored in a complete piece's ``.json``."""
-    data = json.loads(piece_paths(folder, piece)[".json"].read_text("utf-8"))["analysis"]
-    return Analysis(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+def _transposed_musicxml(piece: Piece, seed: int) -> tuple[bytes, str]:
+    """The piece's MusicXML (abc2xml's for an ABC tune) transposed, and the interval's name."""
+    if piece.abc is not None:
+        xml = abc_to_musicxml(piece.abc, source=piece.id).text.encode("utf-8")
+    else:
+        xml = read_musicxml(piece.musicxml)
+    interval = choose_interval(key_signatures(xml, piece.id), piece.id, seed)
+    if interval is None:
+        raise ValueError("every interval would give a key signature with more than six accidentals")
+    return transpose_musicxml(xml, interval, piece.id), interval.name
 
 
 def piece_record(
-    piece: Piece, analysis: Analysis, templates: Templates, languages: tuple[str, ...], seed: int
+    piece: Piece, built: Built, templates: Templates, languages: tuple[str, ...], seed: int
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """The JSONL record of a built piece (paths relative to the folder holding ``music/``) and its
-    description lines in every language; ``languages`` are those a translation may be in."""
-    facts = facts_for(piece, analysis, templates)
-    lines = {lang: describe(facts, lang, templates, salt=piece.id) for lang in templates.languages}
-    lang = languages[zlib.crc32(f"{seed}|{piece.id}".encode()) % len(languages)]
+    """The JSONL record of a built piece or transposed copy (paths relative to the folder holding
+    ``music/``) and its description lines in every language; ``languages`` are those a translation may be
+    in."""
+    facts = facts_for(piece, built.analysis, templates)
+    record_id = piece.id if built.transposition is None else f"{piece.id}@{built.transposition}"
+    stem = piece.stem if built.transposition is None else f"{piece.stem}_{TRANSPOSED}"
+    lines = {lang: describe(facts, lang, templates, salt=record_id) for lang in templates.languages}
+    lang = languages[zlib.crc32(f"{seed}|{record_id}".encode()) % len(languages)]
     folder = f"music/{piece.collection}"
     record: dict[str, Any] = {
-        "id": piece.id,
-        "filepaths": [f"{folder}/{piece.stem}.abc", f"{folder}/{piece.stem}.mtf"],
+        "id": record_id,
+        "filepaths": [f"{folder}/{stem}.abc", f"{folder}/{stem}.mtf"],
     }
     if piece.metadata.titles:
         record["title"] = piece.metadata.titles[0]
@@ -309,19 +390,19 @@ def _unique(pieces: list[Piece]) -> tuple[list[Piece], tuple[tuple[str, str], ..
     return unique, tuple(duplicates)
 
 
-def _run(jobs: list[tuple[Piece, Path]], settings: BuildSettings) -> list[Outcome]:
+def _run(jobs: list[Job], settings: BuildSettings) -> list[Outcome]:
     """Build the pieces that are not complete yet, in worker processes, with a progress bar.
 
     Every piece is submitted before the bar starts, so the workers exist before the bar's thread does
     (safe with the fork start method); music21's stderr output stays inside the workers.
     """
-    todo = [(piece, folder) for piece, folder in jobs if not is_complete(folder, piece)]
-    waiting = {piece.id for piece, _ in todo}
-    outcomes = [Outcome(piece.id, False) for piece, _ in jobs if piece.id not in waiting]
+    todo = [job for job in jobs if not job.is_complete()]
+    waiting = {job.id for job in todo}
+    outcomes = [Outcome(job.id, False) for job in jobs if job.id not in waiting]
     if not todo:
         return outcomes
     with ProcessPoolExecutor(max(1, settings.workers)) as pool:
-        futures = [pool.submit(build_piece, piece, folder) for piece, folder in todo]
+        futures = [pool.submit(build_piece, job) for job in todo]
         with progress_bar(len(jobs), "open data", enabled=settings.progress) as bar:
             bar.advance(len(outcomes))
             for future in as_completed(futures):
@@ -365,7 +446,7 @@ def assign_splits(pieces: list[Piece], seed: int, fractions: tuple[float, float,
 def _manifest(
     training: list[Piece],
     evaluation: list[Piece],
-    built: dict[str, Analysis],
+    built: dict[str, Built],
     failures: tuple[Failure, ...],
     duplicates: tuple[tuple[str, str], ...],
     splits: dict[str, str],
