@@ -13,6 +13,9 @@ Sets (held-out test split of the open data, split by tune; Essen and WikiMT are 
   in three languages no training template used (Swedish, Turkish, Vietnamese), and
   ``test/text-description``: the English description as in the training data;
 * ``test/tune-type.csv`` and ``test/category.csv``: zero-shot labels;
+* ``test/midi-transposed``, ``test/audio-transposed``: each test tune transposed by an interval drawn
+  as for the training copies (seeded with :data:`EVAL_SEED`), its MIDI and FluidR3 rendering, to find
+  the score in its written key from a performance in another key;
 * ``essen/``: 150 Chinese and 150 German Essen folk songs (ABC, MIDI, FluidR3 audio, ``origin.csv``);
 * ``wikimt/``: the 808 WikiMT lead sheets, their Wikipedia descriptions and ``genre.csv``.
 """
@@ -35,6 +38,8 @@ import soundfile as sf
 from clamp3.preprocess.frontends import SAMPLE_RATE
 from clamp3.preprocess.transcribe import transcribe
 from clamp3.train.default_model.inputs import Piece, read_pieces
+from clamp3.train.opendata.build import Job, build_piece
+from clamp3.train.opendata.corpus import training_pieces
 from clamp3.train.opendata.render import FLUID_R3, MUSESCORE_GENERAL, choose_variation, render, vary_midi
 
 EVAL_SEED = 2026
@@ -172,6 +177,23 @@ def build_test(out: Path, data: Path) -> None:
     _write_csv(out / "category.csv", category_rows)
 
 
+def build_transposed(out: Path, data: Path) -> None:
+    """Transposed MIDI and FluidR3 audio of every test tune (files named as in ``test/abc``)."""
+    corpus = {piece.id: piece for piece in training_pieces()}
+    for number, piece in enumerate(read_pieces(data, "test")):
+        midi = out / "midi-transposed" / f"{piece.key}.mid"
+        audio = out / "audio-transposed" / f"{piece.key}.wav"
+        if not midi.is_file():
+            job = Job(corpus[piece.id], out / "transposed-sources", transposition_seed=EVAL_SEED)
+            outcome = build_piece(job)
+            if outcome.failure:
+                print(f"skipped {piece.id}: {outcome.failure.reason}", file=sys.stderr)
+                continue
+            _copy(job.paths()[".mid"], midi)
+        _write_audio(midi.read_bytes(), f"{piece.id}@transposed", {FLUID_R3: audio}, str(midi))
+        print(f"transposed {number + 1}", file=sys.stderr, end="\r")
+
+
 def _copy(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
@@ -282,7 +304,8 @@ def run(out: Path, model: str) -> dict:
     pairs = [
         ("abc", "midi"), ("midi", "abc"), ("midi-transcribed", "abc"), ("midi", "audio-fluidr3"),
         ("audio-fluidr3", "abc"), ("audio-musescore", "abc"), ("audio-fluidr3", "midi"),
-        ("audio-musescore", "midi"), ("midi-transcribed", "midi"),
+        ("audio-musescore", "midi"), ("midi-transcribed", "midi"), ("audio-transposed", "abc"),
+        ("midi-transposed", "abc"),
     ]  # fmt: skip
     for query_set, target in pairs:
         results[f"test {query_set} -> {target}"] = retrieval(test / query_set, test / target, model)
@@ -325,6 +348,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "build":
         build_test(args.out / "test", args.data)
+        build_transposed(args.out / "test", args.data)
         build_essen(args.out / "essen", args.data)
         build_wikimt(args.out / "wikimt", args.wikimt)
     else:

@@ -142,3 +142,36 @@ def test_a_retrained_head_finds_fixed_targets_and_drops_removed_directions():
     removed = np.eye(12)[:1]
     weight, _ = transfer.train_head(vectors, targets, seed=0, removed=removed)
     np.testing.assert_allclose(weight[:, 0], 0.0, atol=1e-6)
+
+
+def test_transposed_test_tunes_are_the_score_moved_by_the_drawn_interval(tmp_path, monkeypatch):
+    pytest.importorskip("music21")
+    import json
+
+    from clamp3.preprocess.performance import notes_of, read_midi
+    from clamp3.train.opendata.analysis import load_score, midi_bytes, quiet
+    from clamp3.train.opendata.corpus import collection_pieces
+    from clamp3.train.opendata.transpose import INTERVALS
+
+    piece = collection_pieces("oneills1850")[0]
+    data, out = tmp_path / "data", tmp_path / "test"
+    data.mkdir()
+    record = {"id": piece.id, "filepaths": ["music/tune.abc", "music/tune.mtf"], "title": "A tune"}
+    (data / "test.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
+    rendered = []
+    monkeypatch.setattr(evaluation, "training_pieces", lambda: [piece])  # not the whole corpus
+    monkeypatch.setattr(evaluation, "_write_audio", lambda midi, name, targets, label: rendered.append(name))
+    evaluation.build_transposed(out, data)
+    (midi,) = (out / "midi-transposed").iterdir()
+    sidecar = json.loads(next((out / "transposed-sources").glob("*_transposed.json")).read_text())
+    step = next(i for i in INTERVALS if i.name == sidecar["transposition"])
+    original = tmp_path / "original.mid"
+    with quiet():
+        original.write_bytes(midi_bytes(load_score(piece))[0])
+    played = [
+        [n.pitch for n in notes_of(read_midi(path.read_bytes(), str(path)))] for path in (original, midi)
+    ]
+    assert played[1] == [p + step.semitones for p in played[0]] and played[0]
+    assert rendered == [f"{piece.id}@transposed"]
+    evaluation.build_transposed(out, data)  # the MIDI exists: only the (skipped) rendering is asked for
+    assert len(rendered) == 2 and len(list((out / "transposed-sources").iterdir())) == 4
