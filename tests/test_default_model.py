@@ -235,7 +235,13 @@ def test_prepare_gives_the_training_tunes_transposed_copies(tmp_path, monkeypatc
     monkeypatch.setattr(inputs, "_rendering", lambda job: chord)
     encoder = CLaMP3.new(tiny_config(), device="cpu")
     settings = DefaultModelSettings(
-        work=tmp_path / "work", opendata=data, workers=1, text_variants=2, noisy_midi=1, show_progress=False
+        work=tmp_path / "work",
+        opendata=data,
+        workers=1,
+        text_variants=2,
+        noisy_midi=1,
+        transposed_share=0.5,
+        show_progress=False,
     )
     prepared = recipe.prepare(settings, encoder)
     assert [t.id for t in prepared["transposed"]] == ["tune0@M2", "tune1@M2"]
@@ -246,8 +252,17 @@ def test_prepare_gives_the_training_tunes_transposed_copies(tmp_path, monkeypatc
     assert np.load(inputs.text_path(settings, "transposed")).shape == (2, 2, 384)
     assert not list((settings.inputs / "midi" / "transposed").glob("*-transcribed.mtf"))
 
+    builds = []
+
+    def build(folder, settings):  # stands in for the open-data builder: records what it was asked for
+        builds.append(settings.transposed)
+        (folder / "manifest.json").write_text("{}", encoding="utf-8")
+
+    monkeypatch.setattr("clamp3.train.opendata.build.build", build)
+    (data / "manifest.json").unlink()
     plain = replace(settings, work=tmp_path / "plain", transposed_share=0.0)
     assert set(recipe.prepare(plain, encoder)) == {"train", "validation"}
+    assert builds == [False]  # no copies are built when none will be used
     assert not (plain.inputs / "audio" / "transposed").exists()
 
 

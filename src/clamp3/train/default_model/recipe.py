@@ -38,7 +38,10 @@ def prepare(settings: DefaultModelSettings, encoder: CLaMP3) -> dict[str, list[T
     if not (settings.data / "manifest.json").is_file():
         from clamp3.train.opendata.build import BuildSettings, build
 
-        build(settings.data, settings=BuildSettings(seed=settings.seed, workers=settings.workers))
+        options = BuildSettings(
+            seed=settings.seed, transposed=settings.transposed_share > 0, workers=settings.workers
+        )
+        build(settings.data, settings=options)
     failures: dict[str, list[str]] = {}
     tunes: dict[str, list[TuneViews]] = {}
     copies = (inputs.TRANSPOSED,) if settings.transposed_share else ()
