@@ -4,7 +4,8 @@ Stages, each resumable (re-running the command continues where it stopped):
 
 1. the open-data set (:mod:`clamp3.train.opendata.build`) unless ``--data`` names a built one;
 2. derived inputs (:mod:`.inputs`): renderings' front-end features, noisy MIDI, basic-pitch
-   transcriptions of the renderings, text vectors, also for the training pieces' transposed copies;
+   transcriptions of the renderings, text vectors; with ``transposed_share`` > 0 also for the training
+   pieces' transposed copies (off by default);
 3. with ``m3_epochs`` > 0, M3 pretraining of the symbolic tower (:mod:`.pretrain`) with checkpoints
    in ``work/pretraining`` (off by default: it lowered validation MRR at the budget tried);
 4. contrastive training (:mod:`.task`), from the pretrained symbolic tower if there is one, with

@@ -74,9 +74,10 @@ class DefaultModelSettings:
     transposed_share: float = 0.0
     """Chance that a draw of a training tune takes its transposed copy (the open-data set's
     ``transposed.jsonl``: ABC, MIDI, rendering and texts all transposed) instead of the tune itself; 0
-    leaves the copies out (they are then neither built, rendered nor embedded). 0 until a model trained
-    with copies ships: 0.5 raised the best validation mean MRR from 0.651 to 0.656 (MODEL_CARD.md,
-    "Transposed copies, measured")."""
+    leaves the copies out (they are then neither built, rendered nor embedded). Off by default: at 0.5
+    the best validation mean MRR rose from 0.651 to 0.656, but test audio->ABC fell from 0.786 to 0.749
+    and performances in another key still did not find their scores (MODEL_CARD.md, "Transposed
+    copies, measured")."""
     transcribed_seconds: float = 12.0
     """Length of the rendering's opening that basic-pitch transcribes into one more MIDI variant (longer
     than the symbolic tower's 96-patch window for nearly every tune, at half the cost of the whole)."""
