@@ -183,14 +183,14 @@ def build_transposed(out: Path, data: Path) -> None:
     for number, piece in enumerate(read_pieces(data, "test")):
         midi = out / "midi-transposed" / f"{piece.key}.mid"
         audio = out / "audio-transposed" / f"{piece.key}.wav"
+        job = Job(corpus[piece.id], out / "transposed-sources", transposition_seed=EVAL_SEED)
         if not midi.is_file():
-            job = Job(corpus[piece.id], out / "transposed-sources", transposition_seed=EVAL_SEED)
             outcome = build_piece(job)
             if outcome.failure:
                 print(f"skipped {piece.id}: {outcome.failure.reason}", file=sys.stderr)
                 continue
             _copy(job.paths()[".mid"], midi)
-        _write_audio(midi.read_bytes(), f"{piece.id}@transposed", {FLUID_R3: audio}, str(midi))
+        _write_audio(midi.read_bytes(), job.id, {FLUID_R3: audio}, str(midi))
         print(f"transposed {number + 1}", file=sys.stderr, end="\r")
 
 

@@ -180,7 +180,7 @@ def _convert_file(converter: str, task: Task, m3_compatible: bool) -> _Outcome:
             return _Outcome(existing=(task.output,))
         warnings: tuple[str, ...] = ()
         if converter == "xml2abc":
-            from clamp3.preprocess.sheet import xml_to_abc
+            from clamp3.preprocess.abc_convert import xml_to_abc
 
             result = xml_to_abc(task.source)
             text, warnings = result.text, result.warnings

@@ -33,7 +33,7 @@ from clamp3.preprocess.abc_convert import (
     abc_to_musicxml,
     is_musicxml_path,
     musicxml_to_abc,
-    xml_to_abc,
+    read_musicxml,
 )
 from clamp3.preprocess.abc_interleave import abc_to_interleaved
 from clamp3.preprocess.abc_tunes import (
@@ -66,8 +66,13 @@ def is_sheet_path(path: str | os.PathLike[str]) -> bool:
 
 def xml_to_interleaved(path: str | os.PathLike[str]) -> Conversion:
     """Interleaved ABC for a MusicXML file: xml2abc ``-d 8 -x``, then the interleaving pipeline."""
-    standard = xml_to_abc(path)
-    interleaved = abc_to_interleaved(standard.text, source=os.fspath(path))
+    return musicxml_to_interleaved(read_musicxml(path), source=os.fspath(path))
+
+
+def musicxml_to_interleaved(data: bytes, source: str = "<musicxml>") -> Conversion:
+    """Interleaved ABC for one MusicXML document (:func:`xml_to_interleaved` without the file)."""
+    standard = musicxml_to_abc(data, source=source)
+    interleaved = abc_to_interleaved(standard.text, source=source)
     return Conversion(interleaved.text, _prefixed("xml2abc", standard.warnings) + interleaved.warnings)
 
 
@@ -81,13 +86,9 @@ def tune_to_interleaved(tune: str, source: str = "<abc>") -> Conversion:
     if is_xml2abc_shaped(tune):
         return abc_to_interleaved(tune, source=source)
     xml = abc_to_musicxml(tune, source=source)
-    standard = musicxml_to_abc(xml.text.encode("utf-8"), source=source)
-    interleaved = abc_to_interleaved(standard.text, source=source)
+    interleaved = musicxml_to_interleaved(xml.text.encode("utf-8"), source=source)
     warnings = [w for w in xml.warnings if not w.startswith(_ABC2XML_NOISE)]
-    return Conversion(
-        interleaved.text,
-        _prefixed("abc2xml", warnings) + _prefixed("xml2abc", standard.warnings) + interleaved.warnings,
-    )
+    return Conversion(interleaved.text, _prefixed("abc2xml", warnings) + interleaved.warnings)
 
 
 def read_abc(path: str | os.PathLike[str]) -> str:

@@ -56,10 +56,9 @@ from pathlib import Path
 from typing import Any
 
 from clamp3.fileio import atomic_write
-from clamp3.preprocess.abc_convert import Conversion, abc_to_musicxml, musicxml_to_abc, read_musicxml
-from clamp3.preprocess.abc_interleave import abc_to_interleaved
+from clamp3.preprocess.abc_convert import abc_to_musicxml, read_musicxml
 from clamp3.preprocess.midi import midi_to_mtf
-from clamp3.preprocess.sheet import tune_to_interleaved, xml_to_interleaved
+from clamp3.preprocess.sheet import musicxml_to_interleaved, tune_to_interleaved, xml_to_interleaved
 from clamp3.progress import progress_bar
 from clamp3.train.opendata.analysis import Analysis, analyse, load_score, midi_bytes, quiet
 from clamp3.train.opendata.corpus import (
@@ -81,6 +80,11 @@ TRANSPOSED = "transposed"
 """The JSONL file (and stem suffix) of the training pieces' transposed copies."""
 SUFFIXES = (".abc", ".mid", ".mtf", ".json")
 _MAX_WARNINGS = 20
+
+
+def file_stem(piece: Piece, copy: bool) -> str:
+    """The name (without suffix) of a piece's files, or of its transposed copy's."""
+    return f"{piece.stem}_{TRANSPOSED}" if copy else piece.stem
 
 
 def original_id(record_id: str) -> str:
@@ -252,7 +256,7 @@ class Job:
 
     def paths(self) -> dict[str, Path]:
         """The four output files, by suffix."""
-        stem = self.piece.stem if self.transposition_seed is None else f"{self.piece.stem}_{TRANSPOSED}"
+        stem = file_stem(self.piece, copy=self.transposition_seed is not None)
         return {suffix: self.folder / f"{stem}{suffix}" for suffix in SUFFIXES}
 
     def source_digest(self) -> str:
@@ -304,9 +308,7 @@ def build_piece(job: Job) -> Outcome:
         mtf = midi_to_mtf(midi, name=job.id)
         stage = "abc"
         if transposition is not None:
-            standard = musicxml_to_abc(xml, source=job.id)
-            interleaved = abc_to_interleaved(standard.text, source=job.id)
-            conversion = Conversion(interleaved.text, standard.warnings + interleaved.warnings)
+            conversion = musicxml_to_interleaved(xml, source=job.id)
         elif piece.abc is not None:
             conversion = tune_to_interleaved(piece.abc, source=piece.id)
         else:
@@ -346,7 +348,7 @@ def piece_record(
     in."""
     facts = facts_for(piece, built.analysis, templates)
     record_id = piece.id if built.transposition is None else f"{piece.id}@{built.transposition}"
-    stem = piece.stem if built.transposition is None else f"{piece.stem}_{TRANSPOSED}"
+    stem = file_stem(piece, copy=built.transposition is not None)
     lines = {lang: describe(facts, lang, templates, salt=record_id) for lang in templates.languages}
     lang = languages[zlib.crc32(f"{seed}|{record_id}".encode()) % len(languages)]
     folder = f"music/{piece.collection}"
