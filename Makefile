@@ -35,6 +35,7 @@ demo: install
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check .
 
 bench: install
 	$(PY) benchmarks/encode_throughput.py
