@@ -34,7 +34,7 @@ demo: install
 	$(VENV)/bin/clamp3 demo
 
 lint: install
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks evaluation
 	$(VENV)/bin/ruff format --check .
 
 bench: install

@@ -11,7 +11,9 @@
 * **Backbone translation**: how often the frozen text backbone's pooled vector of an unseen-language
   short query lies nearest (cosine) to the vector of the English query with the same facts, among all
   distinct English queries. The bundled model's text tower is this backbone plus a linear projection,
-  so what the backbone confuses here, the model confuses too.
+  so what the backbone confuses here, the model confuses too. Measured on the pooled last layer, which
+  the projection reads, and on every other layer's hidden states, to see whether a head reading another
+  layer could do better.
 """
 
 from __future__ import annotations
@@ -74,11 +76,14 @@ def run(sets: Path, model: str) -> dict[str, float]:
         "test short query ceiling: type, meter": fact_ceiling([(f["type"], f["meter"]) for f in facts]),
     }
     encoder = CLaMP3.from_pretrained(model, device="cpu")
-    vectors = encoder.pooled_text_features(english)
+    layers = range(encoder.config.text.encoder.num_layers + 1)
+    vectors = [encoder.pooled_text_features(english, layer=layer) for layer in layers]
     for lang in UNSEEN_LANGUAGES:
-        other = encoder.pooled_text_features(_texts(test / f"text-{lang}", names))
-        accuracy = nearest_translation_accuracy(vectors, other, english)
-        results[f"backbone nearest English query: {lang}"] = accuracy
+        texts = _texts(test / f"text-{lang}", names)
+        other = [encoder.pooled_text_features(texts, layer=layer) for layer in layers]
+        accuracy = [nearest_translation_accuracy(vectors[layer], other[layer], english) for layer in layers]
+        results[f"backbone nearest English query: {lang}"] = accuracy[-1]
+        results[f"backbone nearest English query by layer (0 = embeddings): {lang}"] = accuracy
     return results
 
 

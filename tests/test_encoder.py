@@ -95,3 +95,23 @@ def test_bf16_autocast_stays_close_to_fp32(reference_dir, index):
     assert not np.array_equal(fp32, bf16)
     with pytest.raises(ValueError, match="unknown dtype"):
         CLaMP3.from_pretrained(directory, dtype="int3")
+
+
+def test_pooled_text_features_by_layer(reference_dir):
+    model = CLaMP3.from_pretrained(tiny_dir(reference_dir))
+    model._tokenizer = tiny_tokenizer(["a", "calm", "piano", "piece", "jazz", "trio"])
+    texts = ["a calm piano piece", "jazz trio", "a piano trio with a calm piece"]
+    last = model.pooled_text_features(texts, batch_size=2)
+    # the last layer is what the projection reads: the mean of the unprojected local features
+    local = model.encode_text(texts, global_features=False)
+    np.testing.assert_allclose(last, np.stack([rows.mean(axis=0) for rows in local]), atol=1e-6)
+    layers = model.config.text.encoder.num_layers
+    np.testing.assert_allclose(model.pooled_text_features(texts, layer=layers), last, atol=1e-6)
+    # layer 0: the embedding output, averaged over each text's tokens
+    ids = model.tokenize(texts)
+    with torch.inference_mode():
+        embedded = [model.model.text_model.embeddings(input_ids=torch.tensor([row])) for row in ids]
+    expected = np.stack([e[0].mean(dim=0).numpy() for e in embedded])
+    first = model.pooled_text_features(texts, layer=0)
+    np.testing.assert_allclose(first, expected, atol=1e-5)
+    assert not np.allclose(first, last, atol=1e-3)

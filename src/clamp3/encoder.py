@@ -143,13 +143,23 @@ class CLaMP3(EncoderBase):
         items = checked_token_ids(ids, self.config.text.encoder.vocab_size)
         return self._encode("text", items, global_features, batch_size, show_progress)
 
-    def pooled_text_features(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    def pooled_text_features(self, texts: Sequence[str], batch_size: int = 32, layer: int = -1) -> np.ndarray:
         """``[N, text hidden size]``: the masked mean of the text encoder's last hidden states, before the
-        projection, of each text cut to ``max_length`` tokens (what a frozen backbone contributes)."""
+        projection, of each text cut to ``max_length`` tokens (what a frozen backbone contributes).
+
+        ``layer`` picks other hidden states instead, indexed as transformers' ``hidden_states``: 0 is the
+        embedding output, ``num_hidden_layers`` (or -1) the last layer.
+        """
         out = np.zeros((len(texts), self.config.text.encoder.hidden_size), dtype=np.float32)
         with torch.inference_mode():
             for chosen, batch, mask in self._text_batches(texts, batch_size):
-                hidden = self.model.hidden_states("text", batch, mask)
+                if layer == -1:
+                    hidden = self.model.hidden_states("text", batch, mask)
+                else:
+                    states = self.model.text_model(
+                        input_ids=batch, attention_mask=mask, output_hidden_states=True
+                    )
+                    hidden = states.hidden_states[layer]
                 out[chosen] = masked_mean(hidden, mask).float().cpu().numpy()
         return out
 
