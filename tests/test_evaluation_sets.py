@@ -175,3 +175,33 @@ def test_transposed_test_tunes_are_the_score_moved_by_the_drawn_interval(tmp_pat
     assert rendered == [f"{piece.id}@transposed"]
     evaluation.build_transposed(out, data)  # the MIDI exists: only the (skipped) rendering is asked for
     assert len(rendered) == 2 and len(list((out / "transposed-sources").iterdir())) == 4
+
+
+def test_scored_ceiling_generalises_the_fact_ceiling_and_matches_simulation():
+    facts = ["x", "x", "x", "y", "y", "z"]
+    same = np.array([[a == b for b in facts] for a in facts], dtype=int)
+    assert ceilings.scored_ceiling(same) == pytest.approx(ceilings.fact_ceiling(facts))
+    # item 0's query ranks item 1 above its target, tied with nothing: rank 2 exactly
+    scores = np.array([[1, 2, 0], [0, 1, 0], [0, 0, 1]])
+    assert ceilings.scored_ceiling(scores) == pytest.approx((1 / 2 + 1 + 1) / 3)
+    rng = np.random.default_rng(0)  # random tie-breaking, simulated
+    scores = np.array([[2, 2, 1, 1], [1, 1, 0, 1], [2, 1, 2, 2], [0, 0, 0, 0]])
+    simulated = []
+    for _ in range(4000):
+        shuffled = scores + rng.random(scores.shape) * 0.5  # below 1: keeps the order of unequal scores
+        ranks = [1 + int(np.sum(row > row[i])) for i, row in enumerate(shuffled)]
+        simulated.append(np.mean([1 / r for r in ranks]))
+    assert np.mean(simulated) == pytest.approx(ceilings.scored_ceiling(scores), abs=0.01)
+
+
+def test_named_meter_ranker_puts_the_genre_first_then_the_named_meter():
+    assert ceilings.named_meter("A Viennese Waltz written in 1932.") == "3/4"
+    assert ceilings.named_meter("It is in 3/4 time.") == "3/4"
+    assert ceilings.named_meter("A song from 13/45 sessions, recorded in 1934.") is None
+    genres = ["Pop", "Pop", "Jazz", "Pop"]
+    meters = ["3/4", "4/4", "3/4", "3/4"]
+    texts = ["A waltz.", "A ballad.", "A standard.", "A song."]
+    scores = ceilings.genre_and_named_meter_scores(genres, meters, texts)
+    np.testing.assert_array_equal(scores[0], [3, 2, 1, 3])  # the waltz: same genre and 3/4 first
+    np.testing.assert_array_equal(scores[1], [2, 2, 0, 2])  # no named meter: the genre only
+    assert ceilings.scored_ceiling(scores) > ceilings.fact_ceiling(genres)
