@@ -1,6 +1,7 @@
 """The same code on a CUDA device: reference parity in float32, bf16/fp16 autocast, MERT features, the
-bundled default model against its CPU vectors, and training steps. ``make test-gpu`` runs these on a machine with a GPU; ``make test`` deselects them
-(marker ``gpu``), and without CUDA they fail instead of passing silently."""
+bundled default model against its CPU vectors, and training steps. ``make test-gpu`` runs these on a
+machine with a GPU; ``make test`` deselects them (marker ``gpu``), and without CUDA they fail instead of
+passing silently."""
 
 from __future__ import annotations
 
