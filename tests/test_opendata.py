@@ -238,6 +238,20 @@ def test_builder_writes_a_subset_and_resumes(tmp_path, corpus):
     assert {path: path.stat().st_mtime_ns for path in out.rglob("*")} == before
 
 
+def test_builder_without_copies_writes_no_transposed_files(tmp_path, corpus):
+    training = [
+        piece(corpus, "ryansMammoth", "BanishMisfortune"),
+        piece(corpus, "airdsAirs", "book1", "0001"),
+    ]
+    out = tmp_path / "data"
+    summary = build(out, training, [], BuildSettings(transposed=False, progress=False))
+    assert (summary.written, summary.failures) == (2, ())
+    assert set(summary.records) == {"train", "validation", "test"} and sum(summary.records.values()) == 2
+    assert not (out / "transposed.jsonl").exists() and not list(out.rglob("*_transposed.*"))
+    assert "transposed" not in json.loads((out / "manifest.json").read_text())
+    assert json.loads((out / "summary.json").read_text())["records"] == summary.records
+
+
 def midi_notes(abc: Path, shift: int) -> list[tuple[float, int]]:
     """``(onset, pitch + shift)`` of the notes of the MIDI file beside ``abc``, sorted."""
     midi = read_midi(abc.with_suffix(".mid").read_bytes(), str(abc))

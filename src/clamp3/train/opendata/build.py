@@ -174,7 +174,8 @@ def build(
 
     built = {job.piece.id: job.read_sidecar() for job in jobs if job.id not in failed}
     languages = templates.languages[1:]
-    records: dict[str, list[str]] = {name: [] for name in (*SPLITS, TRANSPOSED)}
+    outputs = (*SPLITS, TRANSPOSED) if settings.transposed else SPLITS
+    records: dict[str, list[str]] = {name: [] for name in outputs}
     descriptions = []
     for piece in unique:
         if piece.id in built:
@@ -187,9 +188,8 @@ def build(
         if job.id not in failed and job.piece.id in built:  # a copy stands in for its original only
             record, _ = piece_record(job.piece, job.read_sidecar(), templates, languages, settings.seed)
             records[TRANSPOSED].append(json.dumps(record, ensure_ascii=False))
-    for name in (*SPLITS, TRANSPOSED):
-        if name != TRANSPOSED or settings.transposed:
-            write_if_changed(out / f"{name}.jsonl", "".join(f"{line}\n" for line in records[name]))
+    for name in outputs:
+        write_if_changed(out / f"{name}.jsonl", "".join(f"{line}\n" for line in records[name]))
     write_if_changed(out / "descriptions.jsonl", "".join(f"{line}\n" for line in descriptions))
 
     evaluation_dir = out / "evaluation"
@@ -203,9 +203,7 @@ def build(
         write_if_changed(evaluation_dir / "essen.jsonl", "".join(f"{line}\n" for line in essen))
         write_if_changed(evaluation_dir / "descriptions.jsonl", "".join(f"{line}\n" for line in essen_lines))
 
-    counts = {name: len(records[name]) for name in SPLITS}
-    counts |= {TRANSPOSED: len(records[TRANSPOSED])} if settings.transposed else {}
-    counts |= {"essen": len(essen)} if evaluation else {}
+    counts = {name: len(records[name]) for name in outputs} | ({"essen": len(essen)} if evaluation else {})
     manifest = _manifest(training, evaluation, built, failures, duplicates, splits, settings)
     if settings.transposed:
         copied = len(records[TRANSPOSED])
