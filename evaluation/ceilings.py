@@ -107,10 +107,7 @@ def run(sets: Path, model: str) -> dict[str, float]:
     rows = list(csv.DictReader((wikimt / "genre.csv").open(encoding="utf-8")))
     genres = [row["label"] for row in rows]
     meters = [_abc_meter(wikimt / "abc" / row["id"]) for row in rows]
-    texts = [
-        (wikimt / "text" / Path(row["id"]).with_suffix(".txt").name).read_text(encoding="utf-8")
-        for row in rows
-    ]
+    texts = _texts(wikimt / "text", [Path(row["id"]).with_suffix(".txt").name for row in rows])
     test = sets / "test"
     names = sorted(path.name for path in (test / "text-en").glob("*.txt"))
     english = _texts(test / "text-en", names)
