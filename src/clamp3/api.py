@@ -295,11 +295,15 @@ def search(
     cache: bool | FeatureCache = True,
     options: PipelineOptions | None = None,
     device: str | None = None,
+    library: Any = None,
 ) -> SearchResult:
     """The ``k`` targets most similar to a query file or a query ``text`` (any language).
 
-    ``kinds`` restricts the targets (for example ``{FileKind.AUDIO}``).
+    ``kinds`` restricts the targets (for example ``{FileKind.AUDIO}``). With ``library`` (a folder or
+    an open :class:`~clamp3.library.Library`) the library is searched and ``targets`` must be empty.
     """
+    if library is not None:
+        return _search_library(library, query, text, k, kinds, model, cache, options, device, targets)
     needs_model = (
         text is not None
         or not all(is_precomputed(t) for t in targets)
@@ -317,6 +321,23 @@ def search(
         kind = item.kind.value if item else None
         hits.append(Hit(rank, hit.score, hit.id, hit.path, kind, item.caption if item else None))
     return SearchResult(label, hits, len(found.features), found.failures, found.skipped)
+
+
+def _search_library(library, query, text, k, kinds, model, cache, options, device, targets) -> SearchResult:
+    from clamp3.library import Library
+
+    if targets:
+        raise Clamp3Error("search a library or target files, not both")
+    if (query is None) == (text is None):
+        raise Clamp3Error("give either a query file or a query text")
+    if not isinstance(library, Library):
+        library = Library.open(library, model=model)
+    elif model is not None:
+        library._check_model(model)
+    library.session(cache=cache is not False, options=options, device=device)
+    found = library.search(text=text, path=query, k=k, kinds=kinds)
+    hits = [Hit(h.rank, h.score, h.id, h.path or "", h.kind, h.caption) for h in found]
+    return SearchResult(text if text is not None else str(query), hits, len(library))
 
 
 @dataclass

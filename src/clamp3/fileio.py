@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import functools
+import io
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 
 @functools.cache
@@ -32,3 +35,20 @@ def atomic_write(target: Path, write: Callable[[Path], object]) -> None:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def npy_name(item_path: str) -> Path:
+    """Where an item's ``.npy`` goes: ``dir/tune.abc#3`` -> ``dir/tune.3.npy``, ``dir/a.mid`` -> ``a.npy``.
+
+    The reference's layout: one ``(1, D)`` file per item, named after its source file.
+    """
+    name, _, tune = item_path.partition("#")
+    stem = Path(name).with_suffix("")
+    return stem.with_name(f"{stem.name}.{tune}.npy" if tune else f"{stem.name}.npy")
+
+
+def save_npy(target: Path, array: np.ndarray) -> None:
+    """Write ``array`` as float32 ``.npy``, atomically."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array, dtype=np.float32), allow_pickle=False)
+    atomic_write(target, lambda tmp: tmp.write_bytes(buffer.getvalue()))

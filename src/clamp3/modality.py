@@ -14,7 +14,7 @@ import codecs
 import os
 import re
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
@@ -273,7 +273,11 @@ def _without_caption_sidecars(
     return [(path, kind) for path, kind in found if path not in sidecars]
 
 
-def collect_files(paths: Iterable[str | Path], recursive: bool = True) -> CollectedFiles:
+def collect_files(
+    paths: Iterable[str | Path],
+    recursive: bool = True,
+    kind_of: Callable[[Path], FileKind | None] | None = None,
+) -> CollectedFiles:
     """Expand file and directory arguments into the input files and the kind of each.
 
     Arguments keep their order; the files of a directory come sorted by relative path, and hidden
@@ -282,8 +286,10 @@ def collect_files(paths: Iterable[str | Path], recursive: bool = True) -> Collec
     image, not a text input; a caption file named as an argument is a text input). A file met
     twice is listed once. Files of unknown kind, named explicitly or found in a directory, go to
     ``skipped``, and so do sockets, pipes and the like, and directories that cannot be listed.
-    Raises :class:`InputError` for an argument that does not exist.
+    Raises :class:`InputError` for an argument that does not exist. ``kind_of`` replaces
+    :func:`detect_kind` (a library passes the kinds it already knows of unchanged files).
     """
+    kind_of = kind_of or detect_kind
     files: list[tuple[Path, FileKind]] = []
     skipped: list[Path] = []
     seen: set[Path] = set()
@@ -294,7 +300,7 @@ def collect_files(paths: Iterable[str | Path], recursive: bool = True) -> Collec
             candidates = [argument]
         else:
             raise InputError(argument, "no such file or directory")
-        found = [(path, detect_kind(path) if path.is_file() else None) for path in candidates]
+        found = [(path, kind_of(path) if path.is_file() else None) for path in candidates]
         if argument.is_dir():
             found = _without_caption_sidecars(found)
         for path, kind in found:

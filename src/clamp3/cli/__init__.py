@@ -9,6 +9,7 @@ from clamp3.cli.cache import cache_group
 from clamp3.cli.classify import classify_command, probe_group
 from clamp3.cli.convert import convert_command
 from clamp3.cli.demo import demo
+from clamp3.cli.library import library_group
 from clamp3.cli.models import models
 from clamp3.cli.tasks import embed_command, eval_command, score_command, search_command
 from clamp3.cli.train import train_group
@@ -25,6 +26,7 @@ for command in (
     search_command,
     score_command,
     eval_command,
+    library_group,
     classify_command,
     probe_group,
     train_group,

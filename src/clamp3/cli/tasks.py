@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from rich.table import Table
 
 from clamp3.cli.common import friendly_errors, model_options, report_problems
 from clamp3.errors import InputError
-from clamp3.fileio import atomic_write
+from clamp3.fileio import atomic_write, npy_name, save_npy
 from clamp3.modality import FileKind
 
 _TOWER_KINDS = {
@@ -24,7 +23,7 @@ _TOWER_KINDS = {
 }
 
 
-def _kinds(modality: str | None) -> set[FileKind] | None:
+def parse_kinds(modality: str | None, option: str = "--modality") -> set[FileKind] | None:
     """``--modality``: comma-separated towers (text, symbolic, audio) or file kinds (abc, midi, ...)."""
     if not modality:
         return None
@@ -38,23 +37,8 @@ def _kinds(modality: str | None) -> set[FileKind] | None:
             choices = ", ".join(
                 [*_TOWER_KINDS, *(kind.value for kind in FileKind if kind.value not in _TOWER_KINDS)]
             )
-            raise click.BadParameter(
-                f"unknown modality {name!r}; choose from {choices}", param_hint="--modality"
-            )
+            raise click.BadParameter(f"unknown modality {name!r}; choose from {choices}", param_hint=option)
     return kinds
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    buffer = io.BytesIO()
-    np.save(buffer, array.astype(np.float32), allow_pickle=False)
-    atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
-
-
-def _npy_name(relative_id: str) -> Path:
-    """``dir/tune.abc#3`` -> ``dir/tune.3.npy``; ``dir/a.mid`` -> ``dir/a.npy``."""
-    name, _, tune = relative_id.partition("#")
-    path = Path(name).with_suffix("")
-    return path.with_name(f"{path.name}.{tune}.npy" if tune else f"{path.name}.npy")
 
 
 @click.command("embed")
@@ -102,12 +86,12 @@ def embed_command(
     if fmt == "npy":
         written: dict[Path, str] = {}
         for relative, source, vector in zip(ids, paths_out, vectors, strict=True):
-            target = output / _npy_name(relative)
+            target = output / npy_name(relative)
             if target in written:
                 failures.append(InputError(source, f"its output {target} is also {written[target]}'s"))
                 continue
             written[target] = source
-            _save_npy(target, vector[None])
+            save_npy(target, vector[None])
     elif fmt == "npz":
         matrix = np.stack(vectors) if vectors else np.zeros((0, session.model.embedding_dim), np.float32)
 
@@ -148,14 +132,32 @@ def _write_parquet(output: Path, ids, paths, kinds, vectors, fingerprint: str) -
     atomic_write(output, lambda tmp: pq.write_table(table, str(tmp)))
 
 
+def hit_json(
+    rank: int, score: float, id: str, path: str | None, kind: str | None, caption: str | None
+) -> str:
+    """One search hit as the JSON line ``search --json`` prints (``library search --json`` too)."""
+    return json.dumps(
+        {
+            "rank": rank,
+            "score": round(score, 6),
+            "id": id,
+            "path": path,
+            "modality": kind,
+            "caption": caption,
+        },
+        ensure_ascii=False,
+    )
+
+
 @click.command("search")
-@click.argument("arguments", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("arguments", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--text", default=None, help="Query text in any language (then every argument is a target).")
 @click.option("-k", "--top-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option(
     "--modality", default=None, help="Only these targets: text, symbolic, audio, or kinds (abc, midi...)."
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
+@click.option("--library", "library_dir", default=None, help="Search this library (clamp3 library) instead.")
 @model_options
 @friendly_errors
 def search_command(
@@ -164,30 +166,26 @@ def search_command(
     k: int,
     modality: str | None,
     as_json: bool,
+    library_dir: str | None,
     model_args: dict[str, Any],
 ) -> None:
-    """Search TARGETS with a QUERY file (clamp3 search QUERY TARGETS...) or a text (--text "...")."""
+    """Search TARGETS with a QUERY file (clamp3 search QUERY TARGETS...) or a text (--text "...");
+    with --library, search that library (clamp3 search QUERY --library DIR)."""
     from clamp3.api import search
 
+    if text is None and not arguments:
+        raise click.UsageError("give a query file or --text")
     query, targets = (None, arguments) if text is not None else (arguments[0], arguments[1:])
-    if not targets:
-        raise click.UsageError("give at least one target file or folder")
-    result = search(query, targets, text=text, k=k, kinds=_kinds(modality), **model_args)
+    if library_dir is not None and targets:
+        raise click.UsageError("with --library, give only the query (a file or --text), no targets")
+    if library_dir is None and not targets:
+        raise click.UsageError("give at least one target file or folder (or --library)")
+    result = search(
+        query, targets, text=text, k=k, kinds=parse_kinds(modality), library=library_dir, **model_args
+    )
     if as_json:
         for hit in result.hits:
-            click.echo(
-                json.dumps(
-                    {
-                        "rank": hit.rank,
-                        "score": round(hit.score, 6),
-                        "id": hit.id,
-                        "path": hit.path,
-                        "modality": hit.kind,
-                        "caption": hit.caption,
-                    },
-                    ensure_ascii=False,
-                )
-            )
+            click.echo(hit_json(hit.rank, hit.score, hit.id, hit.path, hit.kind, hit.caption))
     else:
         table = Table(
             "rank", "score", "modality", "path", title=f"Top {len(result.hits)} of {result.candidates}"

@@ -1,0 +1,659 @@
+"""A persistent, incremental music library: one LanceDB table of item vectors and their tags.
+
+>>> lib = Library.create("lib/", model="default")            # doctest: +SKIP
+>>> lib.add(["music/"])                                      # doctest: +SKIP
+>>> lib.search(text="a lively Irish reel", k=5)              # doctest: +SKIP
+
+The model (name, weights fingerprint, dimension) is fixed when the library is created; vectors are
+stored unit-length, so a dot product is their cosine. ``add`` commits one batch of files at a time,
+each batch one atomic write that also drops the batch's stale rows, so a killed ``add`` loses at most
+the batch in flight and running it again completes the work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from clamp3.errors import Clamp3Error, InputError
+from clamp3.library import ann
+from clamp3.library.scan import FileStat, Recorded, recorded_files, scan, under
+from clamp3.library.store import (
+    FILE_COLUMNS,
+    FORMAT_VERSION,
+    INFO_COLUMNS,
+    Store,
+    in_filters,
+    item_schema,
+    sql_string,
+    vectors_of,
+)
+from clamp3.modality import FileKind
+from clamp3.progress import progress_bar
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class LibrarySettings:
+    """How a library is built and searched; recorded in the library when it is created."""
+
+    batch_files: int = 64
+    """Files per committed batch of ``add``: a killed ``add`` loses at most this many files' work."""
+    ann_threshold: int = 50_000
+    """Rows from which ``add`` builds (and refreshes) the ANN index by itself; below, search is exact."""
+    nprobes: int = 40
+    refine_factor: int = 10
+    recall_queries: int = 50
+    """Queries (rows of the library) with which ``optimize`` measures the index's recall@10."""
+    lock_timeout_s: float = 600.0
+    """How long a writer waits for another writer of the same library before giving up."""
+
+
+@dataclass(frozen=True)
+class LibraryHit:
+    rank: int
+    score: float
+    """Cosine similarity to the query."""
+    id: str
+    path: str | None
+    kind: str | None
+    title: str | None = None
+    composer: str | None = None
+    caption: str | None = None
+
+
+@dataclass
+class AddReport:
+    embedded: int = 0
+    """Items embedded (new or changed files)."""
+    reused: int = 0
+    """Items of moved, copied or touched files, whose vectors were taken from the library."""
+    unchanged: int = 0
+    """Files left as they were (size and modification time as recorded)."""
+    removed: int = 0
+    """Rows removed: files gone from the roots (``prune``), stale tunes, files that now fail."""
+    failures: list[InputError] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    indexed: bool = False
+    """Whether the ANN index was built or refreshed at the end."""
+
+
+def item_id(path: str) -> str:
+    """The id of the item at ``path`` (``file`` or ``file#X`` for a tune): 16 hex digits of its hash."""
+    return hashlib.sha256(path.encode("utf-8")).hexdigest()[:16]
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    if not np.all(np.isfinite(vectors)) or np.any(norms == 0):
+        raise Clamp3Error("vectors must be finite and non-zero")
+    return vectors / norms
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _local_path(uri: PathLike) -> str:
+    uri = str(uri)
+    return uri if "://" in uri else os.path.abspath(uri)
+
+
+class Library:
+    """A music library on LanceDB (see the module docstring). Create with :meth:`create`, then
+    :meth:`open`."""
+
+    def __init__(self, store: Store, meta: dict[str, Any], session_factory: Callable[[], Any] | None = None):
+        self._store = store
+        self._meta = meta
+        self.settings = LibrarySettings(**meta["settings"])
+        self._session = None
+        self._session_factory = session_factory
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def create(
+        cls, uri: PathLike, model: str | None = None, *, settings: LibrarySettings | None = None
+    ) -> Library:
+        """A new, empty library at ``uri`` (a folder, or an object-store URI LanceDB understands) for
+        ``model`` (default: the model other commands use by default). Loads no weights."""
+        from clamp3.api import default_model_name
+        from clamp3.hub.identity import model_identity
+
+        name = model or default_model_name()
+        if Path(name).exists():
+            name = os.path.abspath(name)
+        identity = model_identity(name)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "model": identity.name,
+            "fingerprint": identity.fingerprint,
+            "dim": identity.dim,
+            "created_at": _now().isoformat(),
+            "settings": asdict(settings or LibrarySettings()),
+            "index": None,
+        }
+        return cls(Store.create(_local_path(uri), meta), meta)
+
+    @classmethod
+    def open(cls, uri: PathLike, *, model: Any = None) -> Library:
+        """An existing library. ``model`` (a name, a path or a loaded model) is checked against the
+        library's: another model is refused, naming both."""
+        store = Store.open(_local_path(uri))
+        meta = store.meta()
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise Clamp3Error(f"{uri}: library format {meta.get('format_version')} is not supported")
+        library = cls(store, meta)
+        if model is not None:
+            library._check_model(model)
+        return library
+
+    def _check_model(self, model: Any) -> None:
+        if isinstance(model, (str, os.PathLike)):
+            from clamp3.hub.identity import model_identity
+
+            name = str(model)
+            if Path(name).exists():
+                name = os.path.abspath(name)
+            if name == self.model_name:
+                return
+            fingerprint = model_identity(name).fingerprint
+        else:
+            name, fingerprint = type(model).__name__, model.fingerprint
+        recorded = self._meta["fingerprint"]
+        if fingerprint is None or recorded is None or fingerprint != recorded:
+            raise Clamp3Error(
+                f"{self.uri}: this library holds vectors of model '{self.model_name}' "
+                f"({(recorded or 'weights not local')[:12]}); it cannot be used with '{name}' "
+                f"({(fingerprint or 'weights not local')[:12]})"
+            )
+        if not isinstance(model, (str, os.PathLike)):
+            self._session = self._session_for(model)
+
+    @property
+    def uri(self) -> str:
+        return self._store.uri
+
+    @property
+    def model_name(self) -> str:
+        return self._meta["model"]
+
+    @property
+    def dim(self) -> int:
+        return int(self._meta["dim"])
+
+    def __len__(self) -> int:
+        return self._store.count()
+
+    def __repr__(self) -> str:
+        return f"Library({self.uri!r}, model={self.model_name!r}, rows={len(self)})"
+
+    # ------------------------------------------------------------------ the model, loaded on first use
+
+    def session(self, *, cache: bool = True, options: Any = None, device: str | None = None) -> Any:
+        """The library's model and pipeline (loaded once); its fingerprint is checked."""
+        if self._session is None:
+            from clamp3.api import load_model
+
+            self._session = self._session_for(load_model(self.model_name, device=device), cache, options)
+        return self._session
+
+    def _session_for(self, model: Any, cache: bool = True, options: Any = None) -> Any:
+        from clamp3.api import Session
+        from clamp3.cache import FeatureCache
+        from clamp3.pipeline import Pipeline
+
+        recorded = self._meta["fingerprint"]
+        if recorded is None:  # the weights were not local when the library was made
+            self._meta = {**self.refresh_meta(), "fingerprint": model.fingerprint}
+            self._store.put_meta(self._meta)
+        elif model.fingerprint != recorded:
+            raise Clamp3Error(
+                f"{self.uri}: the weights of '{self.model_name}' changed since the library was made "
+                f"({recorded[:12]} -> {model.fingerprint[:12]}); make a new library for them"
+            )
+        return Session(model, Pipeline(model, FeatureCache() if cache else None, options))
+
+    def refresh_meta(self) -> dict[str, Any]:
+        self._meta = self._store.meta()
+        return self._meta
+
+    # ------------------------------------------------------------------ adding
+
+    def add(
+        self,
+        paths: Sequence[PathLike],
+        *,
+        prune: bool = False,
+        show_progress: bool = False,
+        cache: bool = True,
+        options: Any = None,
+        device: str | None = None,
+        on_wait: Callable[[], None] | None = None,
+    ) -> AddReport:
+        """Index the files under ``paths``: new and changed files are embedded, moved or copied files
+        take their vectors from the library, unchanged ones cost a ``stat``; with ``prune``, rows of
+        files gone from ``paths`` are removed."""
+        roots = [Path(os.path.abspath(p)) for p in paths]
+        for root in roots:
+            if not root.exists():
+                raise InputError(root, "no such file or directory")
+        report = AddReport()
+        with self._store.write_lock(self.settings.lock_timeout_s, on_wait):
+            recorded = recorded_files(self._store.query(FILE_COLUMNS))
+            found = scan(roots, recorded)
+            report.unchanged = len(found.unchanged)
+            report.skipped = found.skipped
+            gone = {
+                path: entry
+                for path, entry in recorded.items()
+                if path not in found.found and not os.path.exists(path)
+            }
+            claimed: set[str] = set()
+            batch = max(1, self.settings.batch_files)
+            with progress_bar(len(found.todo), "indexing", show_progress and bool(found.todo)) as bar:
+                for start in range(0, len(found.todo), batch):
+                    files = found.todo[start : start + batch]
+                    self._add_batch(
+                        files, recorded, gone, claimed, report, cache=cache, options=options, device=device
+                    )
+                    bar.advance(len(files))
+            if prune:
+                pruned = [p for p in gone if p not in claimed and any(under(p, [r]) for r in roots)]
+                report.removed += sum(len(gone[p].ids) for p in pruned)
+                self._store.delete("file_path", pruned)
+            report.indexed = self._refresh_index_if_due()
+        return report
+
+    def _add_batch(
+        self,
+        files: list[tuple[Path, FileKind]],
+        recorded: dict[str, Recorded],
+        gone: dict[str, Recorded],
+        claimed: set[str],
+        report: AddReport,
+        **session_options: Any,
+    ) -> None:
+        hashes: dict[Path, str] = {}
+        for path, _ in files:
+            try:
+                hashes[path] = _file_hash(path)
+            except OSError as exc:
+                report.failures.append(InputError(path, exc.strerror or str(exc)))
+        known_hashes = {r.content_hash for r in recorded.values() if r.content_hash is not None}
+        reuse = [(p, k) for p, k in files if p in hashes and hashes[p] in known_hashes]
+        fresh = [(p, k) for p, k in files if p in hashes and hashes[p] not in known_hashes]
+        tables = []
+        replaced = [str(p) for p, _ in files]
+        if reuse:
+            table, moved_from = self._reused_rows(reuse, hashes, gone, claimed)
+            tables.append(table)
+            replaced += moved_from
+            report.reused += table.num_rows
+        if fresh:
+            table, failures = self._embedded_rows(fresh, hashes, **session_options)
+            tables.append(table)
+            report.embedded += table.num_rows
+            report.failures += failures
+        rows = pa.concat_tables(tables) if tables else item_schema(self.dim).empty_table()
+        moved = set(replaced[len(files) :])
+        old_ids = {i for p in replaced if p in recorded and p not in moved for i in recorded[p].ids}
+        report.removed += len(old_ids - set(rows["id"].to_pylist()))
+        self._store.replace(rows, replaced)
+
+    def _reused_rows(
+        self,
+        files: list[tuple[Path, FileKind]],
+        hashes: dict[Path, str],
+        gone: dict[str, Recorded],
+        claimed: set[str],
+    ) -> tuple[pa.Table, list[str]]:
+        """Rows for files whose content the library already holds: copies of those rows, re-pathed.
+        A row of a file that is gone is a move: it is replaced (its file listed in the result)."""
+        wanted = sorted({hashes[p] for p, _ in files})
+        source = self._store.rows_in("content_hash", wanted, list(item_schema(self.dim).names))
+        by_hash: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for row in source.to_pylist():
+            by_hash.setdefault(row["content_hash"], {}).setdefault(row["file_path"], []).append(row)
+        rows: list[dict[str, Any]] = []
+        moved_from: list[str] = []
+        for path, _ in files:
+            owners = by_hash.get(hashes[path], {})
+            if not owners:
+                continue
+            old_file = next((f for f in sorted(owners) if f in gone and f not in claimed), sorted(owners)[0])
+            if old_file in gone:
+                claimed.add(old_file)
+                moved_from.append(old_file)
+            stat = FileStat.of(path)
+            for row in owners[old_file]:
+                new_path = str(path) + (row["path"] or "")[len(old_file) :]
+                rows.append(
+                    {
+                        **row,
+                        "id": item_id(new_path),
+                        "path": new_path,
+                        "file_path": str(path),
+                        "size": stat.size,
+                        "mtime_ns": stat.mtime_ns,
+                    }
+                )
+        return pa.Table.from_pylist(rows, schema=item_schema(self.dim)), moved_from
+
+    def _embedded_rows(
+        self, files: list[tuple[Path, FileKind]], hashes: dict[Path, str], **session_options: Any
+    ) -> tuple[pa.Table, list[InputError]]:
+        from clamp3.library.tags import Tags, interleaved_bars, read_tags
+
+        session = self.session(**session_options)
+        items, failures = session.pipeline.items_from_files(files)
+        vectors = _unit(session.pipeline.embed(items)) if items else np.zeros((0, self.dim), np.float32)
+        tags: dict[str, Tags] = {}
+        for path, kind in files:
+            tags.update(read_tags(path, kind))
+        added_at = _now()
+        rows = []
+        for item, vector in zip(items, vectors, strict=True):
+            found = tags.get(item.id, Tags())
+            bars = found.bars
+            if bars is None and item.kind in (FileKind.ABC, FileKind.MUSICXML) and isinstance(item.data, str):
+                bars = interleaved_bars(item.data)
+            stat = FileStat.of(item.path)
+            rows.append(
+                {
+                    "id": item_id(item.id),
+                    "path": item.id,
+                    "file_path": str(item.path),
+                    "content_hash": hashes[item.path],
+                    "size": stat.size,
+                    "mtime_ns": stat.mtime_ns,
+                    "kind": item.kind.value,
+                    "title": found.title,
+                    "composer": found.composer,
+                    "tags": json.dumps(dict(found.extra), ensure_ascii=False) if found.extra else None,
+                    "duration_s": found.duration_s,
+                    "bars": bars,
+                    "caption": item.caption,
+                    "model": session.model.fingerprint,
+                    "vector": vector,
+                    "added_at": added_at,
+                }
+            )
+        return pa.Table.from_pylist(rows, schema=item_schema(self.dim)), failures
+
+    def add_vectors(
+        self,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        paths: Sequence[str | None] | None = None,
+        kinds: Sequence[str | None] | None = None,
+    ) -> int:
+        """Insert or update rows from precomputed vectors of the library's model (for example the
+        reference's feature folders). Returns the number of rows written."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim or len(vectors) != len(ids):
+            raise Clamp3Error(
+                f"add_vectors needs {len(ids)} vectors of dimension {self.dim}, got shape {vectors.shape}"
+            )
+        if len(set(ids)) != len(ids):
+            raise Clamp3Error("add_vectors: ids must be unique")
+        for name, column in (("paths", paths), ("kinds", kinds)):
+            if column is not None and len(column) != len(ids):
+                raise Clamp3Error(f"add_vectors: {len(column)} {name} for {len(ids)} ids")
+        valid_kinds = {kind.value for kind in FileKind}
+        for kind in kinds or ():
+            if kind is not None and kind not in valid_kinds:
+                raise Clamp3Error(
+                    f"add_vectors: unknown kind {kind!r}; choose from {', '.join(sorted(valid_kinds))}"
+                )
+        added_at = _now()
+        table = pa.Table.from_pylist(
+            [
+                {
+                    "id": str(id_),
+                    "path": paths[i] if paths is not None else None,
+                    "kind": kinds[i] if kinds is not None else None,
+                    "model": self._meta["fingerprint"] or self.model_name,
+                    "vector": vector,
+                    "added_at": added_at,
+                }
+                for i, (id_, vector) in enumerate(zip(ids, _unit(vectors), strict=True))
+            ],
+            schema=item_schema(self.dim),
+        )
+        with self._store.write_lock(self.settings.lock_timeout_s):
+            self._store.replace(table, [])
+            self._refresh_index_if_due()
+        return table.num_rows
+
+    def remove(self, ids: Sequence[str]) -> int:
+        """Remove rows by id; returns how many there were."""
+        ids = list(dict.fromkeys(ids))
+        with self._store.write_lock(self.settings.lock_timeout_s):
+            present = sum(self._store.count(where) for where in in_filters("id", ids))
+            self._store.delete("id", ids)
+        return present
+
+    # ------------------------------------------------------------------ reading
+
+    def get(self, id: str) -> dict[str, Any]:
+        """One item's row (without its vector); :class:`Clamp3Error` for an unknown id."""
+        rows = self._store.query(INFO_COLUMNS, f"id = {sql_string(id)}")
+        if rows.num_rows == 0:
+            raise Clamp3Error(f"no item with id {id!r} in the library")
+        return rows.to_pylist()[0]
+
+    def vector(self, id: str) -> np.ndarray:
+        rows = self._store.query(["vector"], f"id = {sql_string(id)}")
+        if rows.num_rows == 0:
+            raise Clamp3Error(f"no item with id {id!r} in the library")
+        return vectors_of(rows)[0]
+
+    def query_vector(
+        self,
+        *,
+        text: str | None = None,
+        path: PathLike | None = None,
+        vector: Any = None,
+        like: str | None = None,
+    ) -> tuple[str, np.ndarray]:
+        """The label and unit vector of a query: a text, a file, a vector, or a library item's id."""
+        given = [
+            name
+            for name, value in (("text", text), ("path", path), ("vector", vector), ("like", like))
+            if value is not None
+        ]
+        if len(given) != 1:
+            raise Clamp3Error("give exactly one query: a text, a file, a vector or the id of an item (like)")
+        if like is not None:
+            return like, self.vector(like)
+        if vector is not None:
+            query = np.asarray(vector, dtype=np.float32).reshape(-1)
+            label = "vector"
+        else:
+            from clamp3.api import query_vector
+
+            label, query = query_vector(self.session(), path, text)
+        if query.shape != (self.dim,):
+            raise Clamp3Error(
+                f"the query vector has {query.size} values; this library's vectors have {self.dim}"
+            )
+        return label, _unit(query[None])[0]
+
+    def search(
+        self,
+        text: str | None = None,
+        path: PathLike | None = None,
+        vector: Any = None,
+        like: str | None = None,
+        k: int = 10,
+        kinds: set[FileKind] | set[str] | None = None,
+        where: str | None = None,
+        exact: bool = False,
+    ) -> list[LibraryHit]:
+        """The ``k`` items most similar to the query, best first. ``kinds`` and ``where`` (a SQL filter
+        on the row's columns, such as ``"composer LIKE '%Bach%'"``) restrict the candidates;
+        ``exact`` skips the ANN index."""
+        _, query = self.query_vector(text=text, path=path, vector=vector, like=like)
+        filters = []
+        if kinds:
+            values = sorted(k.value if isinstance(k, FileKind) else str(k) for k in kinds)
+            filters.append(f"kind IN ({', '.join(sql_string(v) for v in values)})")
+        if where:
+            filters.append(f"({where})")
+        if like is not None:
+            filters.append(f"id != {sql_string(like)}")
+        return self._nearest(query, k, " AND ".join(filters) or None, exact)
+
+    def _nearest(self, query: np.ndarray, k: int, where: str | None, exact: bool) -> list[LibraryHit]:
+        if k < 1:
+            raise Clamp3Error(f"k must be at least 1, got {k}")
+        builder = (
+            self._store.items.search(query, vector_column_name="vector")
+            .distance_type(ann.DISTANCE)
+            .select([*INFO_COLUMNS, "_distance"])
+            .limit(k)
+        )
+        if where:
+            builder = builder.where(where, prefilter=True)
+        if exact or ann.vector_index(self._store.items) is None:
+            builder = builder.bypass_vector_index()
+        else:
+            builder = builder.nprobes(self.settings.nprobes).refine_factor(self.settings.refine_factor)
+        try:
+            rows = builder.to_arrow()
+        except (ValueError, RuntimeError) as exc:
+            message = " ".join(str(exc).split())[:300]
+            raise Clamp3Error(f"the search failed (check the filter): {message}") from None
+        return [
+            LibraryHit(
+                rank,
+                1.0 - row["_distance"],
+                row["id"],
+                row["path"],
+                row["kind"],
+                row["title"],
+                row["composer"],
+                row["caption"],
+            )
+            for rank, row in enumerate(rows.to_pylist(), start=1)
+        ]
+
+    # ------------------------------------------------------------------ index and statistics
+
+    def optimize(self) -> dict[str, Any] | None:
+        """Compact the table, build (or refresh) the ANN index and measure its recall@10.
+
+        Returns the index description recorded in the library (``None`` below
+        :data:`~clamp3.library.ann.MIN_INDEX_ROWS` rows, where search stays exact)."""
+        with self._store.write_lock(self.settings.lock_timeout_s):
+            return self._optimize()
+
+    def _optimize(self) -> dict[str, Any] | None:
+        table = self._store.items
+        table.optimize()
+        rows = self._store.count()
+        meta = self.refresh_meta()
+        if rows < ann.MIN_INDEX_ROWS:
+            if ann.vector_index(table) is not None:
+                table.drop_index(ann.vector_index(table).name)
+            index = None
+        else:
+            params = ann.build_index(table, rows, self.dim)
+            index = {
+                "type": "IVF_PQ",
+                "partitions": params.partitions,
+                "sub_vectors": params.sub_vectors,
+                "rows": rows,
+                "built_at": _now().isoformat(),
+                **self._measure_recall(rows),
+            }
+        self._meta = {**meta, "index": index}
+        self._store.put_meta(self._meta)
+        return index
+
+    def _measure_recall(self, rows: int) -> dict[str, Any]:
+        count = min(self.settings.recall_queries, rows)
+        picked = np.random.default_rng(0).choice(rows, size=count, replace=False)
+        sample = (
+            self._store.items.take_offsets(sorted(int(i) for i in picked)).select(["id", "vector"]).to_arrow()
+        )
+
+        def search(vector: np.ndarray, k: int, exact: bool) -> list[str]:
+            return [hit.id for hit in self._nearest(vector, k, None, exact)]
+
+        recall = ann.measured_recall(search, vectors_of(sample), sample["id"].to_pylist())
+        return {"recall@10": round(recall, 4), "recall_queries": count, "measured_at": _now().isoformat()}
+
+    def _refresh_index_if_due(self) -> bool:
+        rows = self._store.count()
+        if rows < self.settings.ann_threshold:
+            return False
+        index = self._meta.get("index")
+        if index is not None and rows <= 1.1 * index["rows"]:
+            return False
+        self._optimize()
+        return True
+
+    def stats(self) -> dict[str, Any]:
+        """Rows by kind, the model, and the state of the ANN index with its last measured recall."""
+        meta = self.refresh_meta()
+        by_kind = {kind.value: self._store.count(f"kind = {sql_string(kind.value)}") for kind in FileKind}
+        rows = self._store.count()
+        by_kind = {kind: n for kind, n in by_kind.items() if n}
+        untyped = rows - sum(by_kind.values())
+        if untyped:
+            by_kind["vectors"] = untyped
+        index = meta.get("index")
+        if index is not None:
+            live = ann.vector_index(self._store.items)
+            if live is None:
+                index = None
+            else:
+                stats = self._store.items.index_stats(live.name)
+                index = {
+                    **index,
+                    "indexed_rows": stats.num_indexed_rows,
+                    "unindexed_rows": stats.num_unindexed_rows,
+                }
+        return {
+            "uri": self.uri,
+            "rows": rows,
+            "by_kind": by_kind,
+            "model": meta["model"],
+            "fingerprint": meta["fingerprint"],
+            "dim": meta["dim"],
+            "index": index,
+            "version": self._store.items.version,
+        }
+
+    # ------------------------------------------------------------------ export
+
+    def export(self, path: PathLike, format: str = "parquet") -> int:
+        """Write every row: one Parquet file (columns id, path, kind, vector and the tags), or the
+        reference's layout, one ``(1, D)`` ``.npy`` per item named after its path. Returns the count."""
+        from clamp3.library.export import export_npy, export_parquet
+
+        if format == "parquet":
+            return export_parquet(self._store, Path(path), self._meta)
+        if format == "npy":
+            return export_npy(self._store, Path(path))
+        raise Clamp3Error(f"unknown export format {format!r}; choose parquet or npy")
+
+
+def _file_hash(path: Path) -> str:
+    from clamp3.cache import file_digest
+
+    return file_digest(path)

@@ -1,0 +1,208 @@
+"""The library's tables in LanceDB: the Arrow schema of an item row, the metadata row, atomic writes.
+
+Every write is one Lance commit: readers (searches in other threads or processes) see the table before
+or after it, never between, and a process killed during a write leaves the previous version intact
+(the files of an uncommitted write are never referenced). Writers of one local library take a lock
+file, so two ``add`` processes run one after the other instead of racing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from clamp3.errors import Clamp3Error
+
+ITEMS_TABLE = "items"
+META_TABLE = "meta"
+FORMAT_VERSION = 1
+LOCK_FILE = ".clamp3-write.lock"
+_IN_CHUNK = 512
+"""Ids or paths per ``IN (...)`` list, so that a filter stays a modest SQL string."""
+
+FILE_COLUMNS = ("id", "path", "file_path", "content_hash", "size", "mtime_ns", "kind")
+"""What a rescan reads of every row (never the vectors)."""
+INFO_COLUMNS = (
+    "id",
+    "path",
+    "file_path",
+    "kind",
+    "title",
+    "composer",
+    "tags",
+    "duration_s",
+    "bars",
+    "caption",
+    "added_at",
+)
+"""What a search hit or an item lookup returns."""
+
+
+def item_schema(dim: int) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("path", pa.string()),
+            pa.field("file_path", pa.string()),
+            pa.field("content_hash", pa.string()),
+            pa.field("size", pa.int64()),
+            pa.field("mtime_ns", pa.int64()),
+            pa.field("kind", pa.string()),
+            pa.field("title", pa.string()),
+            pa.field("composer", pa.string()),
+            pa.field("tags", pa.string()),
+            pa.field("duration_s", pa.float64()),
+            pa.field("bars", pa.int32()),
+            pa.field("caption", pa.string()),
+            pa.field("model", pa.string()),
+            pa.field("vector", pa.list_(pa.float32(), dim)),
+            pa.field("added_at", pa.timestamp("us", tz="UTC")),
+        ]
+    )
+
+
+_META_SCHEMA = pa.schema([pa.field("key", pa.string(), nullable=False), pa.field("value", pa.string())])
+
+
+def sql_string(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def in_filters(column: str, values: Sequence[str]) -> Iterator[str]:
+    """``column IN (...)`` filters covering ``values``, a bounded number of values each."""
+    for start in range(0, len(values), _IN_CHUNK):
+        chunk = values[start : start + _IN_CHUNK]
+        yield f"{column} IN ({', '.join(sql_string(v) for v in chunk)})"
+
+
+def is_local(uri: str) -> bool:
+    return "://" not in uri
+
+
+class Store:
+    """The two tables of one library: ``items`` (one row per item) and ``meta`` (one JSON document)."""
+
+    def __init__(self, uri: str, db: Any) -> None:
+        self.uri = uri
+        self._db = db
+        self.items = db.open_table(ITEMS_TABLE)
+        self._meta = db.open_table(META_TABLE)
+
+    @staticmethod
+    def _connect(uri: str) -> Any:
+        import lancedb
+
+        # every read checks for the latest committed version, so a long-lived reader sees new writes
+        return lancedb.connect(uri, read_consistency_interval=timedelta(0))
+
+    @classmethod
+    def create(cls, uri: str, meta: dict[str, Any]) -> Store:
+        db = cls._connect(uri)
+        existing = set(db.list_tables().tables)
+        if ITEMS_TABLE in existing or META_TABLE in existing:
+            raise Clamp3Error(f"{uri}: already holds a library; open it instead")
+        meta_rows = pa.table({"key": ["library"], "value": [json.dumps(meta)]}, schema=_META_SCHEMA)
+        db.create_table(META_TABLE, data=meta_rows)
+        db.create_table(ITEMS_TABLE, schema=item_schema(meta["dim"]))
+        return cls(uri, db)
+
+    @classmethod
+    def open(cls, uri: str) -> Store:
+        if is_local(uri) and not Path(uri).is_dir():
+            raise Clamp3Error(f"{uri}: no such library (create it with `clamp3 library init {uri}`)")
+        db = cls._connect(uri)
+        tables = set(db.list_tables().tables)
+        if ITEMS_TABLE not in tables or META_TABLE not in tables:
+            raise Clamp3Error(f"{uri}: not a clamp3 library (create one with `clamp3 library init`)")
+        return cls(uri, db)
+
+    # ------------------------------------------------------------------ metadata
+
+    def meta(self) -> dict[str, Any]:
+        rows = self._meta.search().where("key = 'library'").select(["value"]).limit(1).to_arrow()
+        if rows.num_rows != 1:
+            raise Clamp3Error(f"{self.uri}: the library's metadata row is missing")
+        return json.loads(rows["value"][0].as_py())
+
+    def put_meta(self, meta: dict[str, Any]) -> None:
+        row = pa.table({"key": ["library"], "value": [json.dumps(meta)]}, schema=_META_SCHEMA)
+        self._meta.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(row)
+
+    # ------------------------------------------------------------------ reads
+
+    def query(self, columns: Sequence[str], where: str | None = None) -> pa.Table:
+        """Every row matching ``where`` (all rows when ``None``), only ``columns``."""
+        builder = self.items.search().select(list(columns)).limit(None)
+        if where:
+            builder = builder.where(where)
+        return builder.to_arrow()
+
+    def rows_in(self, column: str, values: Sequence[str], columns: Sequence[str]) -> pa.Table:
+        """The rows whose ``column`` is one of ``values``."""
+        tables = [self.query(columns, where) for where in in_filters(column, list(values))]
+        return pa.concat_tables(tables) if tables else self.query(columns, "false")
+
+    def count(self, where: str | None = None) -> int:
+        return self.items.count_rows(where)
+
+    # ------------------------------------------------------------------ writes
+
+    def replace(self, rows: pa.Table, files: Sequence[str]) -> None:
+        """One commit: insert or update ``rows`` (by id) and delete the other rows of ``files``."""
+        merge = self.items.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
+        if files:
+            files = list(files)
+            stale = " OR ".join(in_filters("file_path", files))
+            merge = merge.when_not_matched_by_source_delete(stale)
+        if rows.num_rows == 0 and not files:
+            return
+        merge.execute(rows.cast(self.items.schema))
+
+    def delete(self, column: str, values: Sequence[str]) -> None:
+        for where in in_filters(column, list(values)):
+            self.items.delete(where)
+
+    @contextmanager
+    def write_lock(self, timeout_s: float, on_wait: Any = None) -> Iterator[None]:
+        """Hold the library's writer lock (local libraries; on object storage Lance's own commit
+        conflict checks are what stands between two writers)."""
+        if not is_local(self.uri):
+            yield
+            return
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(Path(self.uri) / LOCK_FILE))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if on_wait is not None:
+                on_wait()
+            try:
+                lock.acquire(timeout=timeout_s)
+            except Timeout:
+                raise Clamp3Error(
+                    f"{self.uri}: another process has been writing to this library for {timeout_s:.0f} s; "
+                    "try again when it has finished"
+                ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+
+def vectors_of(table: pa.Table | pa.RecordBatch) -> np.ndarray:
+    """The ``vector`` column as a float32 ``(N, D)`` array."""
+    column = table.column("vector")
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if len(column) == 0:
+        return np.zeros((0, column.type.list_size), np.float32)
+    return column.values.to_numpy(zero_copy_only=False).reshape(len(column), column.type.list_size)
