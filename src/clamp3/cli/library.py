@@ -186,7 +186,7 @@ def optimize_command(library_dir: str) -> None:
         click.echo("compacted; too few rows for an ANN index (search stays exact)")
     else:
         click.echo(
-            f"IVF-PQ index over {index['rows']} rows ({index['partitions']} partitions), "
+            f"{index['type']} index over {index['rows']} rows ({index['partitions']} partitions), "
             f"recall@10 {index['recall@10']}"
         )
 

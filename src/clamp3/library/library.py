@@ -51,7 +51,7 @@ class LibrarySettings:
     """Files per committed batch of ``add``: a killed ``add`` loses at most this many files' work."""
     ann_threshold: int = 50_000
     """Rows from which ``add`` builds (and refreshes) the ANN index by itself; below, search is exact."""
-    nprobes: int = 40
+    nprobes: int = 20
     refine_factor: int = 10
     recall_queries: int = 50
     """Queries (rows of the library) with which ``optimize`` measures the index's recall@10."""
@@ -114,12 +114,12 @@ class Library:
     """A music library on LanceDB (see the module docstring). Create with :meth:`create`, then
     :meth:`open`."""
 
-    def __init__(self, store: Store, meta: dict[str, Any], session_factory: Callable[[], Any] | None = None):
+    def __init__(self, store: Store, meta: dict[str, Any]) -> None:
         self._store = store
         self._meta = meta
         self.settings = LibrarySettings(**meta["settings"])
-        self._session = None
-        self._session_factory = session_factory
+        self._model: Any = None
+        self._sessions: dict[tuple[bool, str], Any] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -161,17 +161,17 @@ class Library:
         return library
 
     def _check_model(self, model: Any) -> None:
-        if isinstance(model, (str, os.PathLike)):
-            from clamp3.hub.identity import model_identity
+        if not isinstance(model, (str, os.PathLike)):
+            self.use_model(model)
+            return
+        from clamp3.hub.identity import model_identity
 
-            name = str(model)
-            if Path(name).exists():
-                name = os.path.abspath(name)
-            if name == self.model_name:
-                return
-            fingerprint = model_identity(name).fingerprint
-        else:
-            name, fingerprint = type(model).__name__, model.fingerprint
+        name = str(model)
+        if Path(name).exists():
+            name = os.path.abspath(name)
+        if name == self.model_name:
+            return
+        fingerprint = model_identity(name).fingerprint
         recorded = self._meta["fingerprint"]
         if fingerprint is None or recorded is None or fingerprint != recorded:
             raise Clamp3Error(
@@ -179,8 +179,6 @@ class Library:
                 f"({(recorded or 'weights not local')[:12]}); it cannot be used with '{name}' "
                 f"({(fingerprint or 'weights not local')[:12]})"
             )
-        if not isinstance(model, (str, os.PathLike)):
-            self._session = self._session_for(model)
 
     @property
     def uri(self) -> str:
@@ -203,28 +201,36 @@ class Library:
     # ------------------------------------------------------------------ the model, loaded on first use
 
     def session(self, *, cache: bool = True, options: Any = None, device: str | None = None) -> Any:
-        """The library's model and pipeline (loaded once); its fingerprint is checked."""
-        if self._session is None:
-            from clamp3.api import load_model
-
-            self._session = self._session_for(load_model(self.model_name, device=device), cache, options)
-        return self._session
-
-    def _session_for(self, model: Any, cache: bool = True, options: Any = None) -> Any:
+        """The library's model (loaded once, its fingerprint checked) with a pipeline for these
+        options (one per distinct ``cache`` / ``options``, kept: an audio front end loads once)."""
         from clamp3.api import Session
         from clamp3.cache import FeatureCache
         from clamp3.pipeline import Pipeline
 
+        if self._model is None:
+            from clamp3.api import load_model
+
+            self.use_model(load_model(self.model_name, device=device))
+        key = (cache, repr(options))
+        if key not in self._sessions:
+            self._sessions[key] = Session(
+                self._model, Pipeline(self._model, FeatureCache() if cache else None, options)
+            )
+        return self._sessions[key]
+
+    def use_model(self, model: Any) -> None:
+        """Embed with this loaded model, which must have the library's weights."""
         recorded = self._meta["fingerprint"]
         if recorded is None:  # the weights were not local when the library was made
             self._meta = {**self.refresh_meta(), "fingerprint": model.fingerprint}
             self._store.put_meta(self._meta)
         elif model.fingerprint != recorded:
             raise Clamp3Error(
-                f"{self.uri}: the weights of '{self.model_name}' changed since the library was made "
-                f"({recorded[:12]} -> {model.fingerprint[:12]}); make a new library for them"
+                f"{self.uri}: this library holds vectors of '{self.model_name}' ({recorded[:12]}); the "
+                f"given weights are {model.fingerprint[:12]}: make a new library for them"
             )
-        return Session(model, Pipeline(model, FeatureCache() if cache else None, options))
+        self._model = model
+        self._sessions.clear()
 
     def refresh_meta(self) -> dict[str, Any]:
         self._meta = self._store.meta()
@@ -571,11 +577,9 @@ class Library:
                 table.drop_index(ann.vector_index(table).name)
             index = None
         else:
-            params = ann.build_index(table, rows, self.dim)
             index = {
-                "type": "IVF_PQ",
-                "partitions": params.partitions,
-                "sub_vectors": params.sub_vectors,
+                "type": ann.INDEX_TYPE,
+                "partitions": ann.build_index(table, rows),
                 "rows": rows,
                 "built_at": _now().isoformat(),
                 **self._measure_recall(rows),
