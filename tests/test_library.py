@@ -146,7 +146,7 @@ def test_another_model_is_refused_with_both_names(model_dir, tmp_path):
 
 
 def test_a_library_of_a_model_without_local_weights_takes_vectors(tmp_path):
-    library = Library.create(tmp_path / "lib", model="saas")
+    library = clamp3.Library.create(tmp_path / "lib", model="saas")
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((20, 768)).astype(np.float32)
     library.add_vectors([f"v{i}" for i in range(20)], vectors, kinds=["audio"] * 10 + ["midi"] * 10)
@@ -267,6 +267,8 @@ def test_cli_end_to_end(model_dir, music, reference_dir, tmp_path, monkeypatch):
     assert "removed 1 of 2" in removed.output
     assert json.loads(run("library", "stats", "--json").stdout)["rows"] == 6
     assert "too few rows" in run("library", "optimize").output
+    from_python = clamp3.search(None, [], text="an irish reel", library=lib, model=str(model_dir), k=3)
+    assert [h.id for h in from_python.hits] == [h["id"] for h in hits[1:4]] and from_python.candidates == 6
     run("library", "export", tmp_path / "out.parquet")
     assert pq.read_table(tmp_path / "out.parquet").num_rows == 6
     bad = run("library", "search", "--text", "x", "--where", "nonsense ===", *model, code=1)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from clamp3.api import embed, evaluate, load_model, score, search, zero_shot
     from clamp3.clamp1 import CLaMP1
     from clamp3.encoder import CLaMP3
+    from clamp3.library import Library
     from clamp3.retrieval import LinearProbe
 
 __version__ = "0.1.0"
@@ -29,6 +30,7 @@ _LAZY = MappingProxyType(
         "CLaMP3": "clamp3.encoder",
         "CLaMP1": "clamp3.clamp1",
         "LinearProbe": "clamp3.retrieval",
+        "Library": "clamp3.library",
         "embed": "clamp3.api",
         "evaluate": "clamp3.api",
         "load_model": "clamp3.api",
@@ -45,6 +47,7 @@ __all__ = [
     "CheckpointError",
     "Clamp3Error",
     "InputError",
+    "Library",
     "LinearProbe",
     "ModelNotAvailableError",
     "__version__",
