@@ -88,6 +88,24 @@ class AddReport:
     """Whether the ANN index was built or refreshed at the end."""
 
 
+@dataclass
+class _AddState:
+    """What one ``add`` knows while it goes through its batches."""
+
+    recorded: dict[str, Recorded]
+    """The library's files before this ``add``."""
+    found: set[str]
+    """The files under the roots."""
+    known_hashes: set[str]
+    report: AddReport
+    claimed: set[str] = field(default_factory=set)
+    """Gone files whose rows a moved file has taken over."""
+
+    def is_gone(self, path: str) -> bool:
+        """A recorded file that no longer exists: its rows can move to a file with the same content."""
+        return path in self.recorded and path not in self.found and not os.path.exists(path)
+
+
 def item_id(path: str) -> str:
     """The id of the item at ``path`` (``file`` or ``file#X`` for a tune): 16 hex digits of its hash."""
     return hashlib.sha256(path.encode("utf-8")).hexdigest()[:16]
@@ -256,55 +274,48 @@ class Library:
         for root in roots:
             if not root.exists():
                 raise InputError(root, "no such file or directory")
-        report = AddReport()
         with self._store.write_lock(self.settings.lock_timeout_s, on_wait):
             recorded = recorded_files(self._store.query(FILE_COLUMNS))
             found = scan(roots, recorded)
-            report.unchanged = len(found.unchanged)
-            report.skipped = found.skipped
-            gone = {
-                path: entry
-                for path, entry in recorded.items()
-                if path not in found.found and not os.path.exists(path)
-            }
-            claimed: set[str] = set()
+            state = _AddState(
+                recorded,
+                found=found.found,
+                known_hashes={r.content_hash for r in recorded.values() if r.content_hash is not None},
+                report=AddReport(unchanged=len(found.unchanged), skipped=found.skipped),
+            )
             batch = max(1, self.settings.batch_files)
             with progress_bar(len(found.todo), "indexing", show_progress and bool(found.todo)) as bar:
                 for start in range(0, len(found.todo), batch):
                     files = found.todo[start : start + batch]
-                    self._add_batch(
-                        files, recorded, gone, claimed, report, cache=cache, options=options, device=device
-                    )
+                    self._add_batch(files, state, cache=cache, options=options, device=device)
                     bar.advance(len(files))
+            report = state.report
             if prune:
-                pruned = [p for p in gone if p not in claimed and any(under(p, [r]) for r in roots)]
-                report.removed += sum(len(gone[p].ids) for p in pruned)
+                pruned = [
+                    p for p in recorded if under(p, roots) and p not in state.claimed and state.is_gone(p)
+                ]
+                report.removed += sum(len(recorded[p].ids) for p in pruned)
                 self._store.delete("file_path", pruned)
             report.indexed = self._refresh_index_if_due()
         return report
 
     def _add_batch(
-        self,
-        files: list[tuple[Path, FileKind]],
-        recorded: dict[str, Recorded],
-        gone: dict[str, Recorded],
-        claimed: set[str],
-        report: AddReport,
-        **session_options: Any,
+        self, files: list[tuple[Path, FileKind]], state: _AddState, **session_options: Any
     ) -> None:
+        """Hash, reuse or embed one batch of files and commit its rows (one Lance transaction)."""
+        report = state.report
         hashes: dict[Path, str] = {}
         for path, _ in files:
             try:
                 hashes[path] = _file_hash(path)
             except OSError as exc:
                 report.failures.append(InputError(path, exc.strerror or str(exc)))
-        known_hashes = {r.content_hash for r in recorded.values() if r.content_hash is not None}
-        reuse = [(p, k) for p, k in files if p in hashes and hashes[p] in known_hashes]
-        fresh = [(p, k) for p, k in files if p in hashes and hashes[p] not in known_hashes]
+        reuse = [(p, k) for p, k in files if p in hashes and hashes[p] in state.known_hashes]
+        fresh = [(p, k) for p, k in files if p in hashes and hashes[p] not in state.known_hashes]
         tables = []
         replaced = [str(p) for p, _ in files]
         if reuse:
-            table, moved_from = self._reused_rows(reuse, hashes, gone, claimed)
+            table, moved_from = self._reused_rows(reuse, hashes, state)
             tables.append(table)
             replaced += moved_from
             report.reused += table.num_rows
@@ -315,16 +326,14 @@ class Library:
             report.failures += failures
         rows = pa.concat_tables(tables) if tables else item_schema(self.dim).empty_table()
         moved = set(replaced[len(files) :])
-        old_ids = {i for p in replaced if p in recorded and p not in moved for i in recorded[p].ids}
+        old_ids = {
+            i for p in replaced if p in state.recorded and p not in moved for i in state.recorded[p].ids
+        }
         report.removed += len(old_ids - set(rows["id"].to_pylist()))
         self._store.replace(rows, replaced)
 
     def _reused_rows(
-        self,
-        files: list[tuple[Path, FileKind]],
-        hashes: dict[Path, str],
-        gone: dict[str, Recorded],
-        claimed: set[str],
+        self, files: list[tuple[Path, FileKind]], hashes: dict[Path, str], state: _AddState
     ) -> tuple[pa.Table, list[str]]:
         """Rows for files whose content the library already holds: copies of those rows, re-pathed.
         A row of a file that is gone is a move: it is replaced (its file listed in the result)."""
@@ -339,9 +348,10 @@ class Library:
             owners = by_hash.get(hashes[path], {})
             if not owners:
                 continue
-            old_file = next((f for f in sorted(owners) if f in gone and f not in claimed), sorted(owners)[0])
-            if old_file in gone:
-                claimed.add(old_file)
+            unclaimed = (f for f in sorted(owners) if f not in state.claimed and state.is_gone(f))
+            old_file = next(unclaimed, sorted(owners)[0])
+            if old_file not in state.claimed and state.is_gone(old_file):
+                state.claimed.add(old_file)
                 moved_from.append(old_file)
             stat = FileStat.of(path)
             for row in owners[old_file]:
