@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from clamp3.preprocess.frontends import FRONT_ENDS, HOP, SAMPLE_RATE
-from clamp3.train.opendata.render import FLUID_R3, choose_variation, piano_roll, render, vary_midi
+from clamp3.preprocess.synth import FLUID_R3, render
+from clamp3.train.opendata.render import choose_variation, piano_roll, vary_midi
 
 SECONDS = 24.0
 

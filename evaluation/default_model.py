@@ -36,11 +36,12 @@ import numpy as np
 import soundfile as sf
 
 from clamp3.preprocess.frontends import SAMPLE_RATE
+from clamp3.preprocess.synth import FLUID_R3, render
 from clamp3.preprocess.transcribe import transcribe
 from clamp3.train.default_model.inputs import Piece, read_pieces
 from clamp3.train.opendata.build import Job, build_piece
 from clamp3.train.opendata.corpus import training_pieces
-from clamp3.train.opendata.render import FLUID_R3, MUSESCORE_GENERAL, choose_variation, render, vary_midi
+from clamp3.train.opendata.render import MUSESCORE_GENERAL, choose_variation, vary_midi
 
 EVAL_SEED = 2026
 """Seeds the evaluation renderings' variations (training used the recipe's seed)."""

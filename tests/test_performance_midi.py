@@ -11,9 +11,10 @@ import pytest
 
 from clamp3.errors import InputError
 from clamp3.preprocess.performance import notes_of, read_midi, timed_messages, write_performance
+from clamp3.preprocess.synth import FLUID_R3, render
 from clamp3.preprocess.transcribe import FRAME_SECONDS, decode_notes, notes_to_midi
 from clamp3.train.opendata.noise import transcription_noise
-from clamp3.train.opendata.render import FLUID_R3, Variation, choose_variation, piano_roll, render, vary_midi
+from clamp3.train.opendata.render import Variation, choose_variation, piano_roll, vary_midi
 
 
 def score_midi(notes=((60, 0, 480), (64, 480, 960), (67, 960, 1920)), tempo=500000) -> bytes:

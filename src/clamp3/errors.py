@@ -21,6 +21,10 @@ class ModelNotAvailableError(Clamp3Error):
     """A model file is neither on disk nor downloadable (for example offline)."""
 
 
+class UnknownItemError(Clamp3Error):
+    """A library has no item with the given id."""
+
+
 class InputError(Clamp3Error):
     """One input file (or item) cannot be turned into model input.
 

@@ -60,6 +60,30 @@ KIND_TOWERS: Mapping[FileKind, Tower] = MappingProxyType(
     }
 )
 
+TOWER_KINDS: Mapping[str, frozenset[FileKind]] = MappingProxyType(
+    {
+        tower: frozenset(kind for kind, name in KIND_TOWERS.items() if name == tower)
+        for tower in ("text", "symbolic", "audio")
+    }
+)
+"""The kinds each tower embeds, so that a filter can name a tower instead of kinds."""
+
+
+def kinds_from_names(names: Iterable[str]) -> set[FileKind]:
+    """Towers (text, symbolic, audio) and kinds (abc, midi, ...) by name; :class:`ValueError` names an
+    unknown one and the choices."""
+    kinds: set[FileKind] = set()
+    for name in (str(part).strip().lower() for part in names if str(part).strip()):
+        if name in TOWER_KINDS:
+            kinds |= TOWER_KINDS[name]
+        elif name in {kind.value for kind in FileKind}:
+            kinds.add(FileKind(name))
+        else:
+            choices = [*TOWER_KINDS, *(kind.value for kind in FileKind if kind.value not in TOWER_KINDS)]
+            raise ValueError(f"unknown modality {name!r}; choose from {', '.join(choices)}")
+    return kinds
+
+
 EXTENSION_KINDS: Mapping[str, FileKind] = MappingProxyType(
     {
         ".txt": FileKind.TEXT,

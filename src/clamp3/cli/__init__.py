@@ -11,6 +11,7 @@ from clamp3.cli.convert import convert_command
 from clamp3.cli.demo import demo
 from clamp3.cli.library import library_group
 from clamp3.cli.models import models
+from clamp3.cli.serve import serve_command
 from clamp3.cli.tasks import embed_command, eval_command, score_command, search_command
 from clamp3.cli.train import train_group
 
@@ -33,6 +34,7 @@ for command in (
     convert_command,
     models,
     cache_group,
+    serve_command,
     demo,
 ):
     main.add_command(command)

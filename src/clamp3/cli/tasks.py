@@ -14,31 +14,15 @@ from rich.table import Table
 from clamp3.cli.common import friendly_errors, model_options, report_problems
 from clamp3.errors import InputError
 from clamp3.fileio import atomic_write, npy_name, save_npy
-from clamp3.modality import FileKind
-
-_TOWER_KINDS = {
-    "text": {FileKind.TEXT, FileKind.IMAGE},
-    "symbolic": {FileKind.ABC, FileKind.MTF, FileKind.MUSICXML, FileKind.MIDI},
-    "audio": {FileKind.AUDIO, FileKind.FEATURES},
-}
+from clamp3.modality import FileKind, kinds_from_names
 
 
 def parse_kinds(modality: str | None, option: str = "--modality") -> set[FileKind] | None:
     """``--modality``: comma-separated towers (text, symbolic, audio) or file kinds (abc, midi, ...)."""
-    if not modality:
-        return None
-    kinds: set[FileKind] = set()
-    for name in (part.strip().lower() for part in modality.split(",") if part.strip()):
-        if name in _TOWER_KINDS:
-            kinds |= _TOWER_KINDS[name]
-        elif name in {kind.value for kind in FileKind}:
-            kinds.add(FileKind(name))
-        else:
-            choices = ", ".join(
-                [*_TOWER_KINDS, *(kind.value for kind in FileKind if kind.value not in _TOWER_KINDS)]
-            )
-            raise click.BadParameter(f"unknown modality {name!r}; choose from {choices}", param_hint=option)
-    return kinds
+    try:
+        return kinds_from_names(modality.split(",")) if modality else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 @click.command("embed")

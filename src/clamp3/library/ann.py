@@ -2,10 +2,10 @@
 
 LanceDB's IVF-RQ index (RaBitQ: one bit per dimension) on the unit-length vectors (dot product,
 which equals cosine there): about ``sqrt(N)`` partitions, and at query time ``nprobes`` partitions
-scanned with the ``refine_factor * k`` best candidates re-ranked on their full vectors. Measured on
-10^5 x 768 clustered vectors on 2 cores, it built in 59 s where IVF-PQ took 162 s (48 sub-vectors)
-and 271 s (96), at the same latency and recall (``benchmarks/library.py``). Below
-:data:`MIN_INDEX_ROWS` rows an index gains nothing and every search is exact.
+scanned (10 by default) with the ``refine_factor * k`` (10 k) best candidates re-ranked on their full
+vectors. Measured on 10^5 x 768 clustered vectors on 2 cores, it built in 59 s where IVF-PQ took
+162 s (48 sub-vectors) and 271 s (96), at the same latency and recall (``benchmarks/library.py``).
+Below :data:`MIN_INDEX_ROWS` rows an index gains nothing and every search is exact.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from clamp3.errors import Clamp3Error, InputError
+from clamp3.errors import Clamp3Error, InputError, UnknownItemError
 from clamp3.library import ann
 from clamp3.library.scan import FileStat, Recorded, recorded_files, scan, under
 from clamp3.library.store import (
@@ -51,7 +51,7 @@ class LibrarySettings:
     """Files per committed batch of ``add``: a killed ``add`` loses at most this many files' work."""
     ann_threshold: int = 50_000
     """Rows from which ``add`` builds (and refreshes) the ANN index by itself; below, search is exact."""
-    nprobes: int = 20
+    nprobes: int = 10
     refine_factor: int = 10
     recall_queries: int = 50
     """Queries (rows of the library) with which ``optimize`` measures the index's recall@10."""
@@ -138,6 +138,7 @@ class Library:
         self.settings = LibrarySettings(**meta["settings"])
         self._model: Any = None
         self._sessions: dict[tuple[bool, str], Any] = {}
+        self._last_session: tuple[bool, str] = (True, "None")
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -218,9 +219,10 @@ class Library:
 
     # ------------------------------------------------------------------ the model, loaded on first use
 
-    def session(self, *, cache: bool = True, options: Any = None, device: str | None = None) -> Any:
-        """The library's model (loaded once, its fingerprint checked) with a pipeline for these
-        options (one per distinct ``cache`` / ``options``, kept: an audio front end loads once)."""
+    def session(self, *, cache: bool | None = None, options: Any = None, device: str | None = None) -> Any:
+        """The library's model (loaded once, its fingerprint checked) with a pipeline for these options
+        (one per distinct ``cache`` / ``options``, kept: an audio front end loads once). Without
+        options, the pipeline asked for last (by default the cached one with default options)."""
         from clamp3.api import Session
         from clamp3.cache import FeatureCache
         from clamp3.pipeline import Pipeline
@@ -229,11 +231,13 @@ class Library:
             from clamp3.api import load_model
 
             self.use_model(load_model(self.model_name, device=device))
-        key = (cache, repr(options))
+        if cache is None and options is None and self._sessions:
+            return self._sessions[self._last_session]
+        key = (cache is not False, repr(options))
         if key not in self._sessions:
-            self._sessions[key] = Session(
-                self._model, Pipeline(self._model, FeatureCache() if cache else None, options)
-            )
+            pipeline = Pipeline(self._model, FeatureCache() if key[0] else None, options)
+            self._sessions[key] = Session(self._model, pipeline)
+        self._last_session = key
         return self._sessions[key]
 
     def use_model(self, model: Any) -> None:
@@ -468,13 +472,13 @@ class Library:
         """One item's row (without its vector); :class:`Clamp3Error` for an unknown id."""
         rows = self._store.query(INFO_COLUMNS, f"id = {sql_string(id)}")
         if rows.num_rows == 0:
-            raise Clamp3Error(f"no item with id {id!r} in the library")
+            raise UnknownItemError(f"no item with id {id!r} in the library")
         return rows.to_pylist()[0]
 
     def vector(self, id: str) -> np.ndarray:
         rows = self._store.query(["vector"], f"id = {sql_string(id)}")
         if rows.num_rows == 0:
-            raise Clamp3Error(f"no item with id {id!r} in the library")
+            raise UnknownItemError(f"no item with id {id!r} in the library")
         return vectors_of(rows)[0]
 
     def query_vector(
@@ -565,6 +569,49 @@ class Library:
                 row["caption"],
             )
             for rank, row in enumerate(rows.to_pylist(), start=1)
+        ]
+
+    def similarity(self, first: dict[str, Any], second: dict[str, Any]) -> float:
+        """Cosine between two queries, each given as :meth:`query_vector`'s keywords, e.g.
+        ``{"like": item_id}`` or ``{"path": "take.mid"}``."""
+        return float(np.dot(self.query_vector(**first)[1], self.query_vector(**second)[1]))
+
+    def classify(
+        self, labels: Sequence[str], queries: Sequence[dict[str, Any]], *, language: str = "en"
+    ) -> list[dict[str, float]]:
+        """Zero-shot classification with the caller's labels: for each query (as :meth:`query_vector`'s
+        keywords), each label's probability (the built-in prompt templates of ``language``)."""
+        from clamp3.retrieval import ZeroShotClassifier
+
+        if not labels or not queries:
+            raise Clamp3Error("give at least one label and one item to classify")
+        vectors = np.stack([self.query_vector(**query)[1] for query in queries])
+        classifier = ZeroShotClassifier.from_labels(labels, self.session().embed_texts, language=language)
+        probabilities = classifier.probabilities(vectors)
+        return [dict(zip(classifier.labels, map(float, row), strict=True)) for row in probabilities]
+
+    def map(self, limit: int = 5000) -> list[dict[str, Any]]:
+        """2-D coordinates of the items (their vectors' first two principal components), for a map of
+        the library; a library larger than ``limit`` rows is sampled (evenly, always the same rows)."""
+        from clamp3.library.projection import principal_plane
+
+        rows = self._store.count()
+        if rows == 0:
+            return []
+        offsets = np.linspace(0, rows - 1, num=min(limit, rows)).round().astype(int)
+        columns = ["id", "kind", "title", "path", "vector"]
+        table = self._store.items.take_offsets(sorted(set(offsets.tolist()))).select(columns).to_arrow()
+        points = principal_plane(vectors_of(table))
+        return [
+            {"id": i, "kind": k, "title": t, "path": p, "x": round(float(x), 5), "y": round(float(y), 5)}
+            for i, k, t, p, (x, y) in zip(
+                table["id"].to_pylist(),
+                table["kind"].to_pylist(),
+                table["title"].to_pylist(),
+                table["path"].to_pylist(),
+                points,
+                strict=True,
+            )
         ]
 
     # ------------------------------------------------------------------ index and statistics

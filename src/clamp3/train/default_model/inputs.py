@@ -34,12 +34,13 @@ from clamp3.fileio import atomic_write
 from clamp3.preprocess.frontends import front_end
 from clamp3.preprocess.midi import midi_to_mtf
 from clamp3.preprocess.performance import read_midi
+from clamp3.preprocess.synth import FLUID_R3, render
 from clamp3.preprocess.transcribe import transcribe
 from clamp3.progress import progress_bar
 from clamp3.train.data import Example, read_jsonl, training_text
 from clamp3.train.default_model.settings import FRONT_END, DefaultModelSettings
 from clamp3.train.opendata.noise import transcription_noise
-from clamp3.train.opendata.render import FLUID_R3, choose_variation, render, vary_midi
+from clamp3.train.opendata.render import choose_variation, vary_midi
 
 SPLITS = ("train", "validation", "test")
 TRAINING_SPLITS = ("train", "validation")

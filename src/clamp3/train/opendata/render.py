@@ -9,21 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import random
-import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import mido
 import numpy as np
-import soundfile as sf
 
-from clamp3.errors import Clamp3Error, InputError
 from clamp3.preprocess.performance import notes_of, read_midi, timed_messages, write_performance
 
-FLUID_R3 = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
-"""Training sound font (MIT, Debian ``fluid-soundfont-gm``)."""
 MUSESCORE_GENERAL = Path("/usr/share/sounds/sf3/MuseScore_General.sf3")
 """Evaluation-only sound font (MIT, Debian ``musescore-general-soundfont-small``); never used in training."""
 
@@ -46,10 +39,6 @@ def choose_variation(key: str, seed: int) -> Variation:
     return Variation(
         program=rng.choice(PROGRAMS), tempo=round(rng.uniform(0.8, 1.25), 3), reverb=rng.random() < 0.5
     )
-
-
-RENDER_TIMEOUT = 120
-"""Seconds one FluidSynth run may take."""
 
 
 def vary_midi(
@@ -75,43 +64,6 @@ def vary_midi(
     end = seconds if seconds is not None else (varied[-1][0] if varied else 0.0)
     varied += [(end, mido.Message("note_off", channel=c, note=n)) for c, n in sorted(sounding)]
     return write_performance(varied)
-
-
-def render(
-    midi: mido.MidiFile,
-    soundfont: Path,
-    sample_rate: int,
-    seconds: float,
-    reverb: bool = False,
-    name: str = "<midi>",
-) -> np.ndarray:
-    """The first ``seconds`` of the MIDI rendered by FluidSynth: mono float32 at ``sample_rate``."""
-    if shutil.which("fluidsynth") is None:
-        raise Clamp3Error("rendering audio needs the fluidsynth program (apt-get install fluidsynth)")
-    if not soundfont.is_file():
-        raise Clamp3Error(f"{soundfont}: sound font not found")
-    with tempfile.TemporaryDirectory(prefix="clamp3-render-") as tmp:
-        source, target = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
-        midi.save(str(source))
-        command = [
-            "fluidsynth", "-ni", "-q", "-g", "0.5", "-r", str(sample_rate),
-            "-o", f"synth.reverb.active={'1' if reverb else '0'}", "-o", "synth.chorus.active=0",
-            "-o", "synth.dynamic-sample-loading=1",
-            "-F", str(target), "-T", "wav", str(soundfont), str(source),
-        ]  # fmt: skip
-        try:
-            done = subprocess.run(command, capture_output=True, timeout=RENDER_TIMEOUT, check=False)
-        except subprocess.TimeoutExpired:
-            raise InputError(name, f"fluidsynth ran longer than {RENDER_TIMEOUT} s") from None
-        if done.returncode != 0 or not target.is_file():
-            reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            raise InputError(name, f"fluidsynth failed: {reason[0]}")
-        samples, rate = sf.read(
-            str(target), dtype="float32", frames=int(seconds * sample_rate), always_2d=True
-        )
-    if rate != sample_rate:
-        raise InputError(name, f"fluidsynth wrote {rate} Hz instead of {sample_rate} Hz")
-    return samples.mean(axis=1)
 
 
 def piano_roll(midi: mido.MidiFile, frame_seconds: float, frames: int) -> np.ndarray:
