@@ -66,10 +66,15 @@ def serve_command(
             f"refusing to serve on {host} without a token: give --token or set CLAMP3_TOKEN "
             "(or bind 127.0.0.1)"
         )
-    import uvicorn
+    try:
+        import uvicorn
 
+        from clamp3.server import ServerSettings, create_app
+    except ImportError as exc:
+        raise click.ClickException(
+            f"clamp3 serve needs the server extra ({exc.name} is missing): pip install 'clamp3[server]'"
+        ) from None
     from clamp3.library import Library
-    from clamp3.server import ServerSettings, create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     library = Library.open(library_dir, model=model_args["model"])

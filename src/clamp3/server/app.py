@@ -185,8 +185,10 @@ def create_app(library: Library, settings: ServerSettings | None = None) -> Fast
     def query_of_upload(upload: Any) -> Callable[[], tuple[str, Any]]:
         def run() -> tuple[str, Any]:
             with received(upload, settings.max_upload_mb << 20) as (path, _kind):
-                label, vector = library.query_vector(path=path)
-            return Path(label).name, vector
+                try:
+                    return path.name, library.query_vector(path=path)[1]
+                except InputError as exc:  # name the upload, not the server's temporary folder
+                    raise InputError(path.name, exc.reason) from None
 
         return locked(run)
 

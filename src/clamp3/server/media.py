@@ -84,7 +84,9 @@ def _engraved(file_path: str, item_path: str, kind: str, size: int, mtime_ns: in
     """One page of a score engraved by Verovio (cached by file, size and modification time)."""
     import verovio
 
-    toolkit = verovio.toolkit()
+    # fonts are loaded per toolkit from the package's data (the default path works in one thread only)
+    toolkit = verovio.toolkit(False)
+    toolkit.setResourcePath(str(Path(verovio.__file__).parent / "data"))
     toolkit.setOptions({"pageWidth": 2100, "adjustPageHeight": True, "scale": 35, "footer": "none"})
     if kind == FileKind.ABC.value:
         from clamp3.preprocess.sheet import abc_file_tunes
