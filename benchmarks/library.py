@@ -197,7 +197,10 @@ def stage_throughput(work: Path, args) -> dict:
 
     examples = REPO / "examples" / "library"
     results = {}
-    for name, pattern, copies in (("symbolic", "scores/*", args.copies), ("audio", "audio/*.ogg", args.copies)):
+    for name, pattern, copies in (
+        ("symbolic", "scores/*", args.copies),
+        ("audio", "audio/*.ogg", args.copies),
+    ):
         folder = work / f"throughput-{name}"
         shutil.rmtree(folder, ignore_errors=True)
         unique_copies(sorted(examples.glob(pattern)), folder, copies)
