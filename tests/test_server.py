@@ -264,3 +264,21 @@ def test_serve_refuses_other_addresses_without_a_token(served, monkeypatch):
         "Error: refusing to serve on 0.0.0.0 without a token: give --token or set CLAMP3_TOKEN "
         "(or bind 127.0.0.1)"
     ]
+
+
+def test_concurrent_text_queries_share_model_calls(served):
+    import concurrent.futures
+
+    client = _client(served)
+    texts = [f"a calm chorale {i}" for i in range(24)]
+
+    def search(text: str) -> list[str]:
+        answer = client.post("/api/search", json={"text": text, "k": 3})
+        assert answer.status_code == 200
+        return [hit["id"] for hit in answer.json()["hits"]]
+
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        together = list(pool.map(search, texts))
+    batcher = client.app.state.text_batcher
+    assert batcher.batches < len(texts)  # texts that waited for the model went through together
+    assert together == [search(text) for text in texts]  # and got the same answers as alone

@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from clamp3.errors import Clamp3Error, InputError, UnknownItemError
 from clamp3.library import Library
 from clamp3.modality import FileKind, kinds_from_names
+from clamp3.server.batching import TextBatcher
 from clamp3.server.media import item_media, media_kind
 from clamp3.server.uploads import UploadRejected, received
 
@@ -94,8 +95,10 @@ def create_app(library: Library, settings: ServerSettings | None = None) -> Fast
     """The FastAPI application serving ``library`` (the model is loaded when the app is created)."""
     settings = settings or ServerSettings()
     model_lock = threading.Lock()  # one model: requests embed one after the other
+    texts = TextBatcher(lambda batch: library.session().embed_texts(batch), model_lock)
     library.session(**settings.pipeline)
     app = FastAPI(title="clamp3", description="Search a music library by text, music or similarity.")
+    app.state.text_batcher = texts
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"])
 
@@ -213,9 +216,13 @@ def create_app(library: Library, settings: ServerSettings | None = None) -> Fast
             if not isinstance(fields[key], str) or not fields[key].strip():
                 raise HttpError(422, f"'{key}' must be a non-empty string")
             label = fields[key]
-            query = {key: fields[key]}
+            if key == "text":
+                text = fields[key]
+                query = {"vector": await limited(lambda: texts.embed(text))}
+            else:
+                query = {key: fields[key]}
         k, kinds = _k(fields.get("k", 10), settings), _kinds(fields.get("kinds"))
-        hits = await limited(locked(lambda: library.search(**query, k=k, kinds=kinds)))
+        hits = await limited(lambda: library.search(**query, k=k, kinds=kinds))
         return {"query": label, "candidates": len(library), "hits": [_hit(h) for h in hits]}
 
     @app.get("/api/items/{item_id}")

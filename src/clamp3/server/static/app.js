@@ -341,7 +341,7 @@ function preview(item) {
     case "score": {
       const img = h("img", { class: "score", src: mediaUrl(item.id), alt: `Score of ${title}`, decoding: "async" });
       const frame = h("div", { class: "score-frame" }, img);
-      const toggle = h("button", { type: "button", class: "link-button score-toggle", text: "Show the whole page" });
+      const toggle = h("button", { type: "button", class: "score-toggle", text: "Show the whole page" });
       toggle.addEventListener("click", () => {
         const open = frame.classList.toggle("open");
         toggle.textContent = open ? "Show less" : "Show the whole page";
@@ -350,7 +350,7 @@ function preview(item) {
         toggle.hidden = img.naturalHeight * (frame.clientWidth / Math.max(1, img.naturalWidth)) <= 230;
       });
       img.addEventListener("error", () => {
-        frame.replaceChildren(h("p", { class: "muted", text: "The score could not be engraved." }));
+        frame.replaceWith(h("p", { class: "muted", text: "The score could not be engraved." }));
         toggle.hidden = true;
       });
       box.append(frame, toggle);
@@ -584,6 +584,7 @@ function drawMap(points) {
       .map(([kind, n]) =>
         h("li", { class: `kind-${safeClass(kind)}` }, h("span", { class: "swatch" }), `${kindName(kind)} `, h("span", { class: "muted", text: n })),
       ),
+    h("li", { id: "legend-results", class: "legend-note", hidden: true }, h("span", { class: "swatch ring" }), "in the current results"),
   );
   $("map-status").textContent = `${plural(points.length, "item")}. Similar items lie close together: hover a point for its title, click it to open it.`;
   markResultsOnMap();
@@ -603,9 +604,10 @@ function showTooltip(circle) {
   tip.hidden = false;
   const card = tip.parentElement.getBoundingClientRect();
   const dot = circle.getBoundingClientRect();
+  const half = tip.offsetWidth / 2 + 6;
   const left = dot.left + dot.width / 2 - card.left;
-  tip.style.left = `${Math.min(Math.max(left, 90), card.width - 90)}px`;
-  tip.style.top = `${dot.top - card.top - 10}px`;
+  tip.style.left = `${Math.min(Math.max(left, half), card.width - half)}px`;
+  tip.style.top = `${dot.top - card.top - 8}px`;
 }
 
 function hideTooltip() {
@@ -614,6 +616,8 @@ function hideTooltip() {
 
 function markResultsOnMap() {
   const shown = new Set(state.hits.map((hit) => hit.id));
+  const note = $("legend-results");
+  if (note) note.hidden = shown.size === 0;
   for (const circle of document.querySelectorAll("#map .point")) {
     circle.classList.toggle("in-results", shown.has(circle.dataset.itemId));
   }
