@@ -2,9 +2,10 @@
 
 A library of ``--items`` vectors (a two-level mixture, as in ``benchmarks/library.py``) for the bundled
 ``default`` model is made once in ``WORK``; ``clamp3 serve`` is started on a free loopback port as a
-separate process, warmed up with one query, and then ``--queries`` distinct text queries (so that each
-one runs the text tower; none comes from the cache) are sent by ``--clients`` threads. Reported: p50 /
-p95 latency, errors, requests/s and the server's resident memory before and after. The server is
+separate process and warmed up with ``--warmup`` queries sent the same way (its memory is also taken
+before them: ``rss_cold_mb``); then ``--queries`` distinct text queries (so that each one runs the text
+tower; none comes from the cache) are sent by ``--clients`` threads. Reported: p50 / p95 latency,
+errors, requests/s and the server's resident memory before and after the measured queries. The server is
 stopped at the end; nothing leaves the machine.
 
 Usage: ``python benchmarks/server_load.py WORK [--items 10000] [--queries 500] [--clients 16]``.
@@ -73,6 +74,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--warmup", type=int, default=100, help="Queries sent before the measured ones.")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     uri = ensure_library(args.work, args.items)
@@ -92,9 +94,9 @@ def main() -> None:
                     raise SystemExit("the server did not start") from None
                 time.sleep(0.5)
         httpx.post(f"{base}/api/search", json={"text": "warm up", "k": 10}, timeout=60).raise_for_status()
-        before = rss_mb(server.pid)
+        cold = rss_mb(server.pid)
         rng = np.random.default_rng(0)
-        texts = [f"{i} " + " ".join(rng.choice(WORDS, size=4)) for i in range(args.queries)]
+        texts = [f"{i} " + " ".join(rng.choice(WORDS, size=4)) for i in range(args.queries + args.warmup)]
 
         def query(text: str) -> tuple[float, int]:
             started = time.perf_counter()
@@ -102,9 +104,11 @@ def main() -> None:
             ok = answer.status_code == 200 and len(answer.json()["hits"]) == 10
             return time.perf_counter() - started, 0 if ok else 1
 
-        started = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(args.clients) as pool:
-            results = list(pool.map(query, texts))
+            list(pool.map(query, texts[args.queries :]))  # the same load, to fill caches and pools
+            before = rss_mb(server.pid)
+            started = time.perf_counter()
+            results = list(pool.map(query, texts[: args.queries]))
         wall = time.perf_counter() - started
         after = rss_mb(server.pid)
     finally:
@@ -119,6 +123,7 @@ def main() -> None:
         "p95_ms": round(1000 * float(np.quantile(latencies, 0.95)), 1),
         "errors": int(sum(errors for _, errors in results)),
         "requests_per_s": round(args.queries / wall, 1),
+        "rss_cold_mb": round(cold),
         "rss_before_mb": round(before),
         "rss_after_mb": round(after),
         "rss_growth": round(after / before - 1, 3),

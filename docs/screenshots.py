@@ -7,8 +7,8 @@ serves it on a free loopback port and, in headless Chromium at 1280x900, saves:
 
 * ``docs/screenshots/search.png``: a text search, "a lively Irish reel";
 * ``docs/screenshots/map.png``: the map of the library with a point clicked;
-* ``docs/screenshots/drop.png``: the results of dropping ``examples/queries/the-alhambra-reel.transcribed.mid``
-  on the page.
+* ``docs/screenshots/drop.png``: the results of dropping
+  ``examples/queries/the-alhambra-reel.transcribed.mid`` on the page.
 
 With ``--url`` it photographs a server already running instead (over the same example library).
 Needs the server extra and Playwright with a Chromium (``/usr/bin/chromium`` when there is one).
@@ -33,7 +33,9 @@ LIBRARY = REPO / "examples" / "library"
 DROPPED = REPO / "examples" / "queries" / "the-alhambra-reel.transcribed.mid"
 VIEWPORT = {"width": 1280, "height": 900}
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
-SETTLED = "() => [...document.images].every((img) => img.complete) && !document.body.classList.contains('busy')"
+SETTLED = (
+    "() => [...document.images].every((img) => img.complete) && !document.body.classList.contains('busy')"
+)
 
 
 def free_port() -> int:
@@ -101,13 +103,13 @@ def take(url: str) -> list[Path]:
         saved.append(OUT / "search.png")
         page.screenshot(path=saved[-1])
 
-        # the map, with a score's point clicked and another one hovered
+        # the map, with a tune's point clicked and another one hovered
         page.click("#tab-map")
         page.wait_for_selector("#map circle.point")
         points = page.evaluate(
             "() => [...document.querySelectorAll('#map circle.point')].map((c) => c.dataset.kind)"
         )
-        chosen = next((i for i, kind in enumerate(points) if kind == "musicxml"), 0)
+        chosen = next((i for i, kind in enumerate(points) if kind == "abc"), 0)
         page.locator("#map circle.point").nth(chosen).click()
         page.wait_for_selector("#detail .detail-actions")
         page.wait_for_function(SETTLED)

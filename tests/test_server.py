@@ -279,6 +279,6 @@ def test_concurrent_text_queries_share_model_calls(served):
 
     with concurrent.futures.ThreadPoolExecutor(12) as pool:
         together = list(pool.map(search, texts))
-    batcher = client.app.state.text_batcher
-    assert batcher.batches < len(texts)  # texts that waited for the model went through together
+    worker = client.app.state.model_worker
+    assert worker.text_batches < len(texts)  # texts that waited for the model went through together
     assert together == [search(text) for text in texts]  # and got the same answers as alone

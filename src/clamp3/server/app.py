@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from clamp3.errors import Clamp3Error, InputError, UnknownItemError
 from clamp3.library import Library
 from clamp3.modality import FileKind, kinds_from_names
-from clamp3.server.batching import TextBatcher
+from clamp3.server.batching import ModelWorker
 from clamp3.server.media import item_media, media_kind
 from clamp3.server.uploads import UploadRejected, received
 
@@ -94,11 +93,11 @@ def _k(value: Any, settings: ServerSettings) -> int:
 def create_app(library: Library, settings: ServerSettings | None = None) -> FastAPI:
     """The FastAPI application serving ``library`` (the model is loaded when the app is created)."""
     settings = settings or ServerSettings()
-    model_lock = threading.Lock()  # one model: requests embed one after the other
-    texts = TextBatcher(lambda batch: library.session().embed_texts(batch), model_lock)
+    model = ModelWorker(lambda batch: library.session().embed_texts(batch))
     library.session(**settings.pipeline)
     app = FastAPI(title="clamp3", description="Search a music library by text, music or similarity.")
-    app.state.text_batcher = texts
+    app.state.model_worker = model
+    app.router.on_shutdown.append(model.close)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"])
 
@@ -156,11 +155,8 @@ def create_app(library: Library, settings: ServerSettings | None = None) -> Fast
             raise HttpError(504, f"the request took longer than {settings.request_timeout_s:.0f} s") from None
 
     def locked(work: Callable[[], T]) -> Callable[[], T]:
-        def run() -> T:
-            with model_lock:
-                return work()
-
-        return run
+        """``work`` as a turn on the model thread (for anything that may run the model)."""
+        return lambda: model.run(work)
 
     async def form_and_file(request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
         """A multipart request's plain fields and file fields (size-checked as they are read)."""
@@ -218,7 +214,7 @@ def create_app(library: Library, settings: ServerSettings | None = None) -> Fast
             label = fields[key]
             if key == "text":
                 text = fields[key]
-                query = {"vector": await limited(lambda: texts.embed(text))}
+                query = {"vector": await limited(lambda: model.embed_text(text))}
             else:
                 query = {key: fields[key]}
         k, kinds = _k(fields.get("k", 10), settings), _kinds(fields.get("kinds"))

@@ -211,6 +211,7 @@ function searchText(text) {
 }
 
 function searchLike(id, title) {
+  $("search-input").value = "";
   updateUrl({ q: null, like: id });
   const query = new URLSearchParams({ k: String(K) });
   const kinds = selectedKinds();
@@ -222,6 +223,7 @@ function searchLike(id, title) {
 
 function searchFile(file) {
   if (!file) return;
+  $("search-input").value = "";
   updateUrl({ q: null, like: null });
   const kinds = selectedKinds();
   runSearch({ type: "file", value: file, label: file.name }, () => {
@@ -347,7 +349,8 @@ function preview(item) {
         toggle.textContent = open ? "Show less" : "Show the whole page";
       });
       img.addEventListener("load", () => {
-        toggle.hidden = img.naturalHeight * (frame.clientWidth / Math.max(1, img.naturalWidth)) <= 230;
+        // no toggle when the whole page already fits (measured only where the frame is laid out)
+        if (frame.clientWidth > 0) toggle.hidden = img.getBoundingClientRect().height <= frame.clientHeight + 1;
       });
       img.addEventListener("error", () => {
         frame.replaceWith(h("p", { class: "muted", text: "The score could not be engraved." }));
@@ -624,10 +627,23 @@ function markResultsOnMap() {
 }
 
 function markSelectedOnMap() {
-  for (const circle of document.querySelectorAll("#map .point")) {
+  const map = $("map");
+  map.querySelector(".selected-label")?.remove();
+  for (const circle of map.querySelectorAll(".point")) {
     const selected = circle.dataset.itemId === state.selectedId;
     circle.classList.toggle("selected", selected);
-    if (selected) circle.parentNode.append(circle); // drawn last: on top
+    if (!selected) continue;
+    const point = state.mapPoints.get(circle.dataset.itemId);
+    const x = Number(circle.getAttribute("cx"));
+    const right = x < MAP_WIDTH * 0.7;
+    const label = s("text", {
+      class: "selected-label",
+      x: right ? x + 16 : x - 16,
+      y: Number(circle.getAttribute("cy")) + 5,
+      "text-anchor": right ? "start" : "end",
+    });
+    label.textContent = point ? titleOf(point) : "";
+    circle.parentNode.append(circle, label); // drawn last: on top
   }
 }
 
