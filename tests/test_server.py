@@ -227,6 +227,8 @@ def test_token_everywhere_off_loopback(served):
     guarded = _client(served, token=TOKEN, token_everywhere=True)
     assert guarded.get("/api/stats").status_code == 401
     assert guarded.get("/").status_code == 401
+    assert guarded.get("/", params={"token": TOKEN}).status_code == 200
+    assert guarded.get("/static/app.js").status_code == 200  # the page's own script, no library data
     assert guarded.get("/api/stats", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
     assert guarded.get("/api/stats", params={"token": TOKEN}).status_code == 200
 

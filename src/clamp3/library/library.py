@@ -309,8 +309,10 @@ class Library:
         """Hash, reuse or embed one batch of files and commit its rows (one Lance transaction)."""
         report = state.report
         hashes: dict[Path, str] = {}
+        stats: dict[Path, FileStat] = {}
         for path, _ in files:
-            try:
+            try:  # stat before reading: a file changed meanwhile looks changed at the next add
+                stats[path] = FileStat.of(path)
                 hashes[path] = _file_hash(path)
             except OSError as exc:
                 report.failures.append(InputError(path, exc.strerror or str(exc)))
@@ -319,12 +321,12 @@ class Library:
         tables = []
         replaced = [str(p) for p, _ in files]
         if reuse:
-            table, moved_from = self._reused_rows(reuse, hashes, state)
+            table, moved_from = self._reused_rows(reuse, hashes, stats, state)
             tables.append(table)
             replaced += moved_from
             report.reused += table.num_rows
         if fresh:
-            table, failures = self._embedded_rows(fresh, hashes, **session_options)
+            table, failures = self._embedded_rows(fresh, hashes, stats, **session_options)
             tables.append(table)
             report.embedded += table.num_rows
             report.failures += failures
@@ -337,7 +339,11 @@ class Library:
         self._store.replace(rows, replaced)
 
     def _reused_rows(
-        self, files: list[tuple[Path, FileKind]], hashes: dict[Path, str], state: _AddState
+        self,
+        files: list[tuple[Path, FileKind]],
+        hashes: dict[Path, str],
+        stats: dict[Path, FileStat],
+        state: _AddState,
     ) -> tuple[pa.Table, list[str]]:
         """Rows for files whose content the library already holds: copies of those rows, re-pathed.
         A row of a file that is gone is a move: it is replaced (its file listed in the result)."""
@@ -357,7 +363,7 @@ class Library:
             if old_file not in state.claimed and state.is_gone(old_file):
                 state.claimed.add(old_file)
                 moved_from.append(old_file)
-            stat = FileStat.of(path)
+            stat = stats[path]
             for row in owners[old_file]:
                 new_path = str(path) + (row["path"] or "")[len(old_file) :]
                 rows.append(
@@ -373,7 +379,11 @@ class Library:
         return pa.Table.from_pylist(rows, schema=item_schema(self.dim)), moved_from
 
     def _embedded_rows(
-        self, files: list[tuple[Path, FileKind]], hashes: dict[Path, str], **session_options: Any
+        self,
+        files: list[tuple[Path, FileKind]],
+        hashes: dict[Path, str],
+        stats: dict[Path, FileStat],
+        **session_options: Any,
     ) -> tuple[pa.Table, list[InputError]]:
         from clamp3.library.tags import Tags, interleaved_bars, read_tags
 
@@ -390,7 +400,7 @@ class Library:
             bars = found.bars
             if bars is None and item.kind in (FileKind.ABC, FileKind.MUSICXML) and isinstance(item.data, str):
                 bars = interleaved_bars(item.data)
-            stat = FileStat.of(item.path)
+            stat = stats[item.path]
             rows.append(
                 {
                     "id": item_id(item.id),
@@ -691,6 +701,7 @@ class Library:
                 }
         return {
             "uri": self.uri,
+            "name": self.uri.rstrip("/").rsplit("/", 1)[-1],
             "rows": rows,
             "by_kind": by_kind,
             "model": meta["model"],

@@ -110,7 +110,9 @@ def create_app(library: Library, settings: ServerSettings | None = None) -> Fast
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable) -> Any:
-        if settings.token_everywhere and not token_ok(request):
+        # the page's scripts and styles hold no library data; the page loads them without its token
+        public = request.url.path.startswith("/static/")
+        if settings.token_everywhere and not public and not token_ok(request):
             return JSONResponse({"detail": "a valid token is required (Authorization: Bearer ...)"}, 401)
         try:
             return await call_next(request)
