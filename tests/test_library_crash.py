@@ -87,7 +87,7 @@ def test_kill_9_at_random_points_then_rerun_equals_a_clean_build(model_dir, musi
     directory = tmp_path / "lib"
     Library.create(directory, model=str(model_dir), settings=LibrarySettings(batch_files=2))
     rng = random.Random(3)
-    kills = 0
+    kills, partial = 0, []
     for _ in range(4):
         start_version = Library.open(directory)._store.items.version
         wait_commits = rng.randint(1, 2)
@@ -102,10 +102,8 @@ def test_kill_9_at_random_points_then_rerun_equals_a_clean_build(model_dir, musi
             os.kill(process.pid, signal.SIGKILL)
             kills += 1
         process.wait()
-        _table(directory)  # readable after every kill, never a duplicate row
-    assert kills >= 3
-    partial = len(_table(directory))
-    assert 0 < partial < 42
+        partial.append(len(_table(directory)))  # readable after every kill, never a duplicate row
+    assert kills >= 3 and any(0 < rows < 42 for rows in partial), partial
     subprocess.run(_add_command(directory, music, model_dir), check=True, capture_output=True)
     _assert_same(_table(directory), clean)
 
