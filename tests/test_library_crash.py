@@ -88,7 +88,7 @@ def test_kill_9_at_random_points_then_rerun_equals_a_clean_build(model_dir, musi
     Library.create(directory, model=str(model_dir), settings=LibrarySettings(batch_files=2))
     rng = random.Random(3)
     kills, partial = 0, []
-    for _ in range(4):
+    for _ in range(3):
         start_version = Library.open(directory)._store.items.version
         wait_commits = rng.randint(1, 2)
         process = subprocess.Popen(_add_command(directory, music, model_dir), stderr=subprocess.DEVNULL)
@@ -103,7 +103,7 @@ def test_kill_9_at_random_points_then_rerun_equals_a_clean_build(model_dir, musi
             kills += 1
         process.wait()
         partial.append(len(_table(directory)))  # readable after every kill, never a duplicate row
-    assert kills >= 3 and any(0 < rows < 42 for rows in partial), partial
+    assert kills >= 2 and any(0 < rows < 42 for rows in partial), partial
     subprocess.run(_add_command(directory, music, model_dir), check=True, capture_output=True)
     _assert_same(_table(directory), clean)
 
