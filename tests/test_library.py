@@ -93,6 +93,7 @@ def test_incremental_add_change_move_and_prune(model_dir, model, music, options,
     library = Library.create(tmp_path / "lib", model=str(model_dir))
     report = library.add([music], options=options)
     assert [f.path for f in report.failures] == [str(music / "broken.mid")]
+    assert library.errors() == {str(music / "broken.mid"): report.failures[0].reason}
     assert report.embedded == 7 and report.unchanged == 0  # 3 tunes, midi, audio, 2 texts
     stats = library.stats()
     assert stats["rows"] == 7 and stats["dim"] == 24 and stats["fingerprint"] == model.fingerprint
@@ -128,6 +129,11 @@ def test_incremental_add_change_move_and_prune(model_dir, model, music, options,
     np.testing.assert_allclose(paths[str(music / "calm.txt")], expected / np.linalg.norm(expected), atol=1e-5)
     assert len(rows) == 6
 
+    (music / "broken.mid").write_bytes((music / "scores" / "moved.mid").read_bytes() + b"\0")  # fixed
+    library.add([music], options=options)
+    assert library.errors() == {}
+    (music / "broken.mid").unlink()
+    library.add([music], options=options, prune=True)
     (music / "reel.txt").unlink()
     kept = library.add([music], options=options)
     assert kept.removed == 0 and len(library) == 6  # without --prune a vanished file stays

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,16 @@ def _open(library_dir: str, model: Any = None):
     from clamp3.library import Library
 
     return Library.open(library_dir, model=model)
+
+
+def _ray_address(value: str | None) -> str | None:
+    """``--ray``'s value, refused when it is no Ray address (``--ray`` took a PATH as its value)."""
+    if value is None or value in ("local", "auto") or "://" in value or re.fullmatch(r"[\w.-]+:\d+", value):
+        return value
+    raise click.BadParameter(
+        f"'{value}' is not a Ray address (auto, HOST:PORT, ray://HOST:PORT); put --ray after the paths "
+        "or write --ray=ADDRESS"
+    )
 
 
 @click.group("library")
@@ -67,9 +78,36 @@ def init_command(
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @library_option
 @click.option("--prune", is_flag=True, help="Remove the rows of files gone from PATHS.")
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    callback=lambda _ctx, _param, value: _ray_address(value),
+    help="Embed on Ray: a cluster's ADDRESS (e.g. ray://head:10001, auto), or a local runtime without one.",
+)
+@click.option(
+    "--ray-workers", type=click.IntRange(min=1), default=2, show_default=True, help="Model actors on Ray."
+)
+@click.option(
+    "--ray-gpus",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="GPUs per actor, e.g. 0.5 for two actors a GPU [1 with --device cuda or on a cluster with GPUs].",
+)
 @model_options
 @friendly_errors
-def add_command(paths: tuple[Path, ...], library_dir: str, prune: bool, model_args: dict[str, Any]) -> None:
+def add_command(
+    paths: tuple[Path, ...],
+    library_dir: str,
+    prune: bool,
+    ray_address: str | None,
+    ray_workers: int,
+    ray_gpus: float | None,
+    model_args: dict[str, Any],
+) -> None:
     """Index PATHS: new and changed files are embedded, unchanged ones cost a stat."""
     library = _open(library_dir, model_args["model"])
     options = model_args["options"]
@@ -81,6 +119,9 @@ def add_command(paths: tuple[Path, ...], library_dir: str, prune: bool, model_ar
         options=options,
         device=model_args["device"],
         on_wait=lambda: click.echo(f"waiting for another process writing to {library.uri} ...", err=True),
+        ray=ray_address,
+        ray_workers=ray_workers,
+        ray_gpus=ray_gpus,
     )
     Console(stderr=True).print(
         f"{report.embedded} embedded, {report.reused} reused, {report.unchanged} unchanged file(s), "

@@ -270,10 +270,17 @@ class Library:
         options: Any = None,
         device: str | None = None,
         on_wait: Callable[[], None] | None = None,
+        ray: str | None = None,
+        ray_workers: int = 2,
+        ray_gpus: float | None = None,
     ) -> AddReport:
         """Index the files under ``paths``: new and changed files are embedded, moved or copied files
         take their vectors from the library, unchanged ones cost a ``stat``; with ``prune``, rows of
-        files gone from ``paths`` are removed."""
+        files gone from ``paths`` are removed.
+
+        ``ray`` embeds on Ray Data instead of in this process: ``"local"`` starts a local runtime (shut
+        down at the end), anything else is a cluster address; ``ray_workers`` model actors, each with
+        ``ray_gpus`` GPUs (see :mod:`clamp3.library.distributed`)."""
         roots = [Path(os.path.abspath(p)) for p in paths]
         for root in roots:
             if not root.exists():
@@ -287,12 +294,15 @@ class Library:
                 known_hashes={r.content_hash for r in recorded.values() if r.content_hash is not None},
                 report=AddReport(unchanged=len(found.unchanged), skipped=found.skipped),
             )
-            batch = max(1, self.settings.batch_files)
-            with progress_bar(len(found.todo), "indexing", show_progress and bool(found.todo)) as bar:
-                for start in range(0, len(found.todo), batch):
-                    files = found.todo[start : start + batch]
-                    self._add_batch(files, state, cache=cache, options=options, device=device)
-                    bar.advance(len(files))
+            session_options = {"cache": cache, "options": options, "device": device}
+            if ray is None:
+                self._add_here(found.todo, state, show_progress, session_options)
+            else:
+                from clamp3.library.distributed import add_on_ray
+
+                add_on_ray(
+                    self, found.todo, state, ray, ray_workers, ray_gpus, show_progress, session_options
+                )
             report = state.report
             if prune:
                 pruned = [
@@ -303,10 +313,40 @@ class Library:
             report.indexed = self._refresh_index_if_due()
         return report
 
-    def _add_batch(
-        self, files: list[tuple[Path, FileKind]], state: _AddState, **session_options: Any
+    def _add_here(
+        self,
+        todo: list[tuple[Path, FileKind]],
+        state: _AddState,
+        show_progress: bool,
+        session_options: dict[str, Any],
     ) -> None:
-        """Hash, reuse or embed one batch of files and commit its rows (one Lance transaction)."""
+        """Hash, reuse or embed ``todo`` in this process, one committed batch of files at a time."""
+        batch = max(1, self.settings.batch_files)
+        with progress_bar(len(todo), "indexing", show_progress and bool(todo)) as bar:
+            for start in range(0, len(todo), batch):
+                files = todo[start : start + batch]
+                failed_before = len(state.report.failures)
+                fresh, hashes, stats, reused, moved_from = self._hash_and_reuse(files, state)
+                tables = [reused]
+                if fresh:
+                    table, failures = embedded_rows(
+                        self.session(**session_options), fresh, hashes, stats, self.dim
+                    )
+                    tables.append(table)
+                    state.report.embedded += table.num_rows
+                    state.report.failures += failures
+                done = [str(p) for p, _ in files]
+                self._commit(pa.concat_tables(tables), done, moved_from, state)
+                self._store.record_errors(done, state.report.failures[failed_before:])
+                bar.advance(len(files))
+
+    def _hash_and_reuse(
+        self, files: list[tuple[Path, FileKind]], state: _AddState
+    ) -> tuple[list[tuple[Path, FileKind]], dict[Path, str], dict[Path, FileStat], pa.Table, list[str]]:
+        """Hash a batch of files and take the rows of the content the library already holds.
+
+        Returns the files still to embed, the hashes and stats, the reused rows and the gone files
+        whose rows moved to a file of the batch; files that cannot be read are failures in the report."""
         report = state.report
         hashes: dict[Path, str] = {}
         stats: dict[Path, FileStat] = {}
@@ -318,25 +358,17 @@ class Library:
                 report.failures.append(InputError(path, exc.strerror or str(exc)))
         reuse = [(p, k) for p, k in files if p in hashes and hashes[p] in state.known_hashes]
         fresh = [(p, k) for p, k in files if p in hashes and hashes[p] not in state.known_hashes]
-        tables = []
-        replaced = [str(p) for p, _ in files]
-        if reuse:
-            table, moved_from = self._reused_rows(reuse, hashes, stats, state)
-            tables.append(table)
-            replaced += moved_from
-            report.reused += table.num_rows
-        if fresh:
-            table, failures = self._embedded_rows(fresh, hashes, stats, **session_options)
-            tables.append(table)
-            report.embedded += table.num_rows
-            report.failures += failures
-        rows = pa.concat_tables(tables) if tables else item_schema(self.dim).empty_table()
-        moved = set(replaced[len(files) :])
-        old_ids = {
-            i for p in replaced if p in state.recorded and p not in moved for i in state.recorded[p].ids
-        }
-        report.removed += len(old_ids - set(rows["id"].to_pylist()))
-        self._store.replace(rows, replaced)
+        if not reuse:
+            return fresh, hashes, stats, item_schema(self.dim).empty_table(), []
+        reused, moved_from = self._reused_rows(reuse, hashes, stats, state)
+        report.reused += reused.num_rows
+        return fresh, hashes, stats, reused, moved_from
+
+    def _commit(self, rows: pa.Table, files: list[str], moved_from: list[str], state: _AddState) -> None:
+        """One Lance transaction: ``rows`` in, the other rows of ``files`` and of ``moved_from`` out."""
+        old_ids = {i for p in files if p in state.recorded for i in state.recorded[p].ids}
+        state.report.removed += len(old_ids - set(rows["id"].to_pylist()))
+        self._store.replace(rows, files + moved_from)
 
     def _reused_rows(
         self,
@@ -377,51 +409,6 @@ class Library:
                     }
                 )
         return pa.Table.from_pylist(rows, schema=item_schema(self.dim)), moved_from
-
-    def _embedded_rows(
-        self,
-        files: list[tuple[Path, FileKind]],
-        hashes: dict[Path, str],
-        stats: dict[Path, FileStat],
-        **session_options: Any,
-    ) -> tuple[pa.Table, list[InputError]]:
-        from clamp3.library.tags import Tags, interleaved_bars, read_tags
-
-        session = self.session(**session_options)
-        items, failures = session.pipeline.items_from_files(files)
-        vectors = _unit(session.pipeline.embed(items)) if items else np.zeros((0, self.dim), np.float32)
-        tags: dict[str, Tags] = {}
-        for path, kind in files:
-            tags.update(read_tags(path, kind))
-        added_at = _now()
-        rows = []
-        for item, vector in zip(items, vectors, strict=True):
-            found = tags.get(item.id, Tags())
-            bars = found.bars
-            if bars is None and item.kind in (FileKind.ABC, FileKind.MUSICXML) and isinstance(item.data, str):
-                bars = interleaved_bars(item.data)
-            stat = stats[item.path]
-            rows.append(
-                {
-                    "id": item_id(item.id),
-                    "path": item.id,
-                    "file_path": str(item.path),
-                    "content_hash": hashes[item.path],
-                    "size": stat.size,
-                    "mtime_ns": stat.mtime_ns,
-                    "kind": item.kind.value,
-                    "title": found.title,
-                    "composer": found.composer,
-                    "tags": json.dumps(dict(found.extra), ensure_ascii=False) if found.extra else None,
-                    "duration_s": found.duration_s,
-                    "bars": bars,
-                    "caption": item.caption,
-                    "model": session.model.fingerprint,
-                    "vector": vector,
-                    "added_at": added_at,
-                }
-            )
-        return pa.Table.from_pylist(rows, schema=item_schema(self.dim)), failures
 
     def add_vectors(
         self,
@@ -467,6 +454,10 @@ class Library:
             self._store.replace(table, [])
             self._refresh_index_if_due()
         return table.num_rows
+
+    def errors(self) -> dict[str, str]:
+        """The files that failed at their last ``add`` (path -> reason); fixed files leave it."""
+        return self._store.errors()
 
     def remove(self, ids: Sequence[str]) -> int:
         """Remove rows by id; returns how many there were."""
@@ -729,3 +720,50 @@ def _file_hash(path: Path) -> str:
     from clamp3.cache import file_digest
 
     return file_digest(path)
+
+
+def embedded_rows(
+    session: Any,
+    files: list[tuple[Path, FileKind]],
+    hashes: dict[Path, str],
+    stats: dict[Path, FileStat],
+    dim: int,
+) -> tuple[pa.Table, list[InputError]]:
+    """The library rows of ``files`` (their items embedded with ``session``, their tags read) and the
+    files that failed; in this process or in a Ray actor."""
+    from clamp3.library.tags import Tags, interleaved_bars, read_tags
+
+    items, failures = session.pipeline.items_from_files(files)
+    vectors = _unit(session.pipeline.embed(items)) if items else np.zeros((0, dim), np.float32)
+    tags: dict[str, Tags] = {}
+    for path, kind in files:
+        tags.update(read_tags(path, kind))
+    added_at = _now()
+    rows = []
+    for item, vector in zip(items, vectors, strict=True):
+        found = tags.get(item.id, Tags())
+        bars = found.bars
+        if bars is None and item.kind in (FileKind.ABC, FileKind.MUSICXML) and isinstance(item.data, str):
+            bars = interleaved_bars(item.data)
+        stat = stats[item.path]
+        rows.append(
+            {
+                "id": item_id(item.id),
+                "path": item.id,
+                "file_path": str(item.path),
+                "content_hash": hashes[item.path],
+                "size": stat.size,
+                "mtime_ns": stat.mtime_ns,
+                "kind": item.kind.value,
+                "title": found.title,
+                "composer": found.composer,
+                "tags": json.dumps(dict(found.extra), ensure_ascii=False) if found.extra else None,
+                "duration_s": found.duration_s,
+                "bars": bars,
+                "caption": item.caption,
+                "model": session.model.fingerprint,
+                "vector": vector,
+                "added_at": added_at,
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=item_schema(dim)), failures

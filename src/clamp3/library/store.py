@@ -22,6 +22,7 @@ from clamp3.errors import Clamp3Error
 
 ITEMS_TABLE = "items"
 META_TABLE = "meta"
+ERRORS_TABLE = "errors"
 FORMAT_VERSION = 1
 LOCK_FILE = ".clamp3-write.lock"
 _IN_CHUNK = 512
@@ -68,6 +69,14 @@ def item_schema(dim: int) -> pa.Schema:
     )
 
 
+ERRORS_SCHEMA = pa.schema(
+    [
+        pa.field("file_path", pa.string(), nullable=False),
+        pa.field("reason", pa.string()),
+        pa.field("at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+"""The files that failed at their last ``add``, with the reason."""
 _META_SCHEMA = pa.schema([pa.field("key", pa.string(), nullable=False), pa.field("value", pa.string())])
 
 
@@ -134,7 +143,7 @@ class Store:
 
     def put_meta(self, meta: dict[str, Any]) -> None:
         row = pa.table({"key": ["library"], "value": [json.dumps(meta)]}, schema=_META_SCHEMA)
-        self._meta.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(row)
+        self._merge(self._meta, "key").execute(row)
 
     # ------------------------------------------------------------------ reads
 
@@ -157,7 +166,7 @@ class Store:
 
     def replace(self, rows: pa.Table, files: Sequence[str]) -> None:
         """One commit: insert or update ``rows`` (by id) and delete the other rows of ``files``."""
-        merge = self.items.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
+        merge = self._merge(self.items, "id")
         if files:
             files = list(files)
             stale = " OR ".join(in_filters("file_path", files))
@@ -169,6 +178,32 @@ class Store:
     def delete(self, column: str, values: Sequence[str]) -> None:
         for where in in_filters(column, list(values)):
             self.items.delete(where)
+
+    def record_errors(self, files: Sequence[str], failures: Sequence[Any]) -> None:
+        """Replace the ``errors`` rows of ``files`` with ``failures`` (:class:`InputError`), one commit."""
+        from datetime import datetime, timezone
+
+        if not files:
+            return
+        table = self._db.create_table(ERRORS_TABLE, schema=ERRORS_SCHEMA, exist_ok=True)
+        at = datetime.now(timezone.utc)
+        rows = pa.Table.from_pylist(
+            [{"file_path": f.path, "reason": f.reason, "at": at} for f in failures], schema=ERRORS_SCHEMA
+        )
+        stale = " OR ".join(in_filters("file_path", list(files)))
+        merge = self._merge(table, "file_path").when_not_matched_by_source_delete(stale)
+        merge.execute(rows)
+
+    def errors(self) -> dict[str, str]:
+        """File path -> reason of the files that failed at their last ``add``."""
+        if ERRORS_TABLE not in self._db.list_tables().tables:
+            return {}
+        rows = self._db.open_table(ERRORS_TABLE).to_arrow()
+        return dict(zip(rows["file_path"].to_pylist(), rows["reason"].to_pylist(), strict=True))
+
+    @staticmethod
+    def _merge(table: Any, key: str) -> Any:
+        return table.merge_insert(key).when_matched_update_all().when_not_matched_insert_all()
 
     @contextmanager
     def write_lock(self, timeout_s: float, on_wait: Any = None) -> Iterator[None]:
