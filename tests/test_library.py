@@ -195,6 +195,10 @@ def test_ann_index_recall_on_a_clustered_set(model_dir, tmp_path):
     library.add_vectors([f"v{i}" for i in range(2000)], vectors[:2000])
     assert library.stats()["index"] is None  # below the threshold: exact search
     library.add_vectors([f"v{i}" for i in range(2000, 4000)], vectors[2000:])  # passes it: index built
+    assert Library.open(tmp_path / "lib").configure(nprobes=4).nprobes == 4
+    assert Library.open(tmp_path / "lib").settings.nprobes == 4
+    with pytest.raises(Clamp3Error, match="unknown library setting"):
+        library.configure(probes=3)
     index = library.stats()["index"]
     assert index["type"] == "IVF_RQ" and index["indexed_rows"] == 4000 and index["recall@10"] >= 0.95
     queries = centres[rng.integers(0, 60, 40)] + 0.35 * rng.standard_normal((40, 24))

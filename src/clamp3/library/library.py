@@ -254,6 +254,19 @@ class Library:
         self._model = model
         self._sessions.clear()
 
+    def configure(self, **changes: Any) -> LibrarySettings:
+        """Change the library's recorded settings (for example ``nprobes=16``); returns them."""
+        with self._store.write_lock(self.settings.lock_timeout_s):
+            meta = self.refresh_meta()
+            try:
+                settings = LibrarySettings(**{**meta["settings"], **changes})
+            except TypeError as exc:
+                raise Clamp3Error(f"unknown library setting: {exc}") from None
+            self._meta = {**meta, "settings": asdict(settings)}
+            self._store.put_meta(self._meta)
+        self.settings = settings
+        return settings
+
     def refresh_meta(self) -> dict[str, Any]:
         self._meta = self._store.meta()
         return self._meta
