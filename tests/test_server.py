@@ -284,3 +284,12 @@ def test_concurrent_text_queries_share_model_calls(served):
     worker = client.app.state.model_worker
     assert worker.text_batches < len(texts)  # texts that waited for the model went through together
     assert together == [search(text) for text in texts]  # and got the same answers as alone
+
+
+def test_a_request_past_its_time_limit_gets_504(served, monkeypatch):
+    import time
+
+    client = _client(served, request_timeout_s=0.2)
+    monkeypatch.setattr(Library, "stats", lambda self: time.sleep(1.5) or {})
+    answer = client.get("/api/stats")
+    assert answer.status_code == 504 and answer.json() == {"detail": "the request took longer than 0.2 s"}

@@ -154,7 +154,7 @@ def create_app(library: Library, settings: ServerSettings | None = None) -> Fast
         try:
             return await asyncio.wait_for(run_in_threadpool(work), settings.request_timeout_s)
         except asyncio.TimeoutError:
-            raise HttpError(504, f"the request took longer than {settings.request_timeout_s:.0f} s") from None
+            raise HttpError(504, f"the request took longer than {settings.request_timeout_s:g} s") from None
 
     def locked(work: Callable[[], T]) -> Callable[[], T]:
         """``work`` as a turn on the model thread (for anything that may run the model)."""
