@@ -55,10 +55,8 @@ def model(model_dir):
     return clamp3.load_model(str(model_dir))
 
 
-@pytest.fixture()
-def music(reference_dir, tmp_path):
+def mixed_music(reference_dir, root):
     """A small mixed folder: a three-tune ABC file, MIDI, audio, texts and a broken MIDI file."""
-    root = tmp_path / "music"
     (root / "scores").mkdir(parents=True)
     (root / "scores" / "three.abc").write_text(THREE_TUNES)
     shutil.copy(reference_dir / "midi2mtf" / "midi" / "chorale_bwv66_6.mid", root / "bwv66.mid")
@@ -67,6 +65,11 @@ def music(reference_dir, tmp_path):
     (root / "reel.txt").write_text("an irish reel\n")
     (root / "broken.mid").write_bytes(b"MThd\x00\x00\x00\x06")
     return root
+
+
+@pytest.fixture()
+def music(reference_dir, tmp_path):
+    return mixed_music(reference_dir, tmp_path / "music")
 
 
 @pytest.fixture()

@@ -3,8 +3,6 @@ failures in the ``errors`` table, no Ray work on a re-run, the CLI's ``--ray``."
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -13,7 +11,7 @@ from clamp3.cli import main
 from clamp3.library import Library, distributed
 from clamp3.library.store import item_schema
 from clamp3.pipeline import PipelineOptions
-from tests.test_library import THREE_TUNES, _rows
+from tests.test_library import _rows, mixed_music
 from tests.tiny import tiny_model_with_tokenizer
 
 ray = pytest.importorskip("ray")
@@ -33,16 +31,7 @@ def model_dir(reference_dir, tmp_path_factory):
 
 @pytest.fixture()
 def music(reference_dir, tmp_path):
-    """Texts, a three-tune ABC file, MIDI, audio and a broken MIDI file."""
-    root = tmp_path / "music"
-    (root / "scores").mkdir(parents=True)
-    (root / "scores" / "three.abc").write_text(THREE_TUNES)
-    shutil.copy(reference_dir / "midi2mtf" / "midi" / "chorale_bwv66_6.mid", root / "bwv66.mid")
-    shutil.copy(reference_dir / "mert" / "audio" / "main_24k_mono.wav", root / "mono.wav")
-    (root / "calm.txt").write_text("a calm chorale for four voices\n")
-    (root / "reel.txt").write_text("an irish reel\n")
-    (root / "broken.mid").write_bytes(b"MThd\x00\x00\x00\x06")
-    return root
+    return mixed_music(reference_dir, tmp_path / "music")
 
 
 def test_ray_add_matches_the_single_process_add(
