@@ -11,7 +11,8 @@ resumes where it stopped; ``--redo STAGE`` measures a stage again):
 * ``index``: ``Library.optimize()``: the IVF-PQ index, its build time and its recall@10 as the library
   measures it.
 * ``search``: in a fresh process (so that its peak memory is the search's own), after reading the
-  library's files once (a warm page cache): ``--queries`` queries
+  library's files once (a warm page cache) and ``--warmup-queries`` other queries (which load the
+  index partitions they probe, as a server's first queries do): ``--queries`` queries
   drawn from the same mixture (not rows of the library), each searched through the ANN index and
   exactly; p50 / p95 latency of each and recall@10 of the ANN against the exact top 10.
 * ``rescan``: ``--files`` small text files indexed once with the bundled model, then ``Library.add``
@@ -101,7 +102,7 @@ def stage_search(work: Path, args) -> dict:
     """Runs itself in a child process, so that ru_maxrss is the search's own peak memory."""
     command = [sys.executable, __file__, str(work), "--child-search", "--dim", str(args.dim)]
     command += ["--queries", str(args.queries), "--clusters", str(args.clusters)]
-    command += ["--exact-queries", str(args.exact_queries)]
+    command += ["--exact-queries", str(args.exact_queries), "--warmup-queries", str(args.warmup_queries)]
     for name in ("nprobes", "refine_factor"):
         if getattr(args, name) is not None:
             command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
@@ -126,7 +127,11 @@ def child_search(work: Path, args) -> None:
         changes = {"nprobes": args.nprobes, "refine_factor": args.refine_factor}
         library.configure(**{name: value for name, value in changes.items() if value is not None})
     queries = mixture(10**9, args.queries, args.dim, args.clusters)
-    library.search(vector=queries[0], k=10)  # opens the index files
+    cold = []
+    for query in mixture(2 * 10**9, args.warmup_queries, args.dim, args.clusters):
+        started = time.perf_counter()
+        library.search(vector=query, k=10)  # loads the index partitions that queries probe
+        cold.append(time.perf_counter() - started)
     ann_times, exact_times, found = [], [], []
     for query in queries:
         started = time.perf_counter()
@@ -150,6 +155,8 @@ def child_search(work: Path, args) -> None:
                 "queries": len(queries),
                 "nprobes": library.settings.nprobes,
                 "refine_factor": library.settings.refine_factor,
+                "warmup_queries": len(cold),
+                "warmup_p50_ms": ms(cold, 0.5) if cold else None,
                 "ann_p50_ms": ms(ann_times, 0.5),
                 "ann_p95_ms": ms(ann_times, 0.95),
                 "exact_p50_ms": ms(exact_times, 0.5),
@@ -261,6 +268,9 @@ def main() -> None:
     parser.add_argument("--clusters", type=int, default=2000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--exact-queries", type=int, default=100)
+    parser.add_argument(
+        "--warmup-queries", type=int, default=300, help="Queries (other draws) before the timed ones."
+    )
     parser.add_argument("--nprobes", type=int, default=None, help="Change the library's setting first.")
     parser.add_argument("--refine-factor", type=int, default=None, help="Change the library's setting first.")
     parser.add_argument("--files", type=int, default=10_000)
