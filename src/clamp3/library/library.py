@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from clamp3.cache import file_digest
 from clamp3.errors import Clamp3Error, InputError, UnknownItemError
 from clamp3.library import ann
 from clamp3.library.scan import FileStat, Recorded, recorded_files, scan, under
@@ -123,6 +124,12 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _model_name(model: PathLike) -> str:
+    """A registry name as it is; a model on disk by its absolute path, so it means the same anywhere."""
+    name = str(model)
+    return os.path.abspath(name) if Path(name).exists() else name
+
+
 def _local_path(uri: PathLike) -> str:
     uri = str(uri)
     return uri if "://" in uri else os.path.abspath(uri)
@@ -151,10 +158,7 @@ class Library:
         from clamp3.api import default_model_name
         from clamp3.hub.identity import model_identity
 
-        name = model or default_model_name()
-        if Path(name).exists():
-            name = os.path.abspath(name)
-        identity = model_identity(name)
+        identity = model_identity(_model_name(model or default_model_name()))
         meta = {
             "format_version": FORMAT_VERSION,
             "model": identity.name,
@@ -185,9 +189,7 @@ class Library:
             return
         from clamp3.hub.identity import model_identity
 
-        name = str(model)
-        if Path(name).exists():
-            name = os.path.abspath(name)
+        name = _model_name(model)
         if name == self.model_name:
             return
         fingerprint = model_identity(name).fingerprint
@@ -311,11 +313,10 @@ class Library:
             if ray is None:
                 self._add_here(found.todo, state, show_progress, session_options)
             else:
-                from clamp3.library.distributed import add_on_ray
+                from clamp3.library.distributed import RayJob, add_on_ray
 
-                add_on_ray(
-                    self, found.todo, state, ray, ray_workers, ray_gpus, show_progress, session_options
-                )
+                job = RayJob(ray, ray_workers, ray_gpus, show_progress, session_options)
+                add_on_ray(self, found.todo, state, job)
             report = state.report
             if prune:
                 pruned = [
@@ -366,7 +367,7 @@ class Library:
         for path, _ in files:
             try:  # stat before reading: a file changed meanwhile looks changed at the next add
                 stats[path] = FileStat.of(path)
-                hashes[path] = _file_hash(path)
+                hashes[path] = file_digest(path)
             except OSError as exc:
                 report.failures.append(InputError(path, exc.strerror or str(exc)))
         reuse = [(p, k) for p, k in files if p in hashes and hashes[p] in state.known_hashes]
@@ -483,17 +484,17 @@ class Library:
     # ------------------------------------------------------------------ reading
 
     def get(self, id: str) -> dict[str, Any]:
-        """One item's row (without its vector); :class:`Clamp3Error` for an unknown id."""
-        rows = self._store.query(INFO_COLUMNS, f"id = {sql_string(id)}")
-        if rows.num_rows == 0:
-            raise UnknownItemError(f"no item with id {id!r} in the library")
-        return rows.to_pylist()[0]
+        """One item's row (without its vector); :class:`UnknownItemError` for an unknown id."""
+        return self._row(id, INFO_COLUMNS).to_pylist()[0]
 
     def vector(self, id: str) -> np.ndarray:
-        rows = self._store.query(["vector"], f"id = {sql_string(id)}")
+        return vectors_of(self._row(id, ["vector"]))[0]
+
+    def _row(self, id: str, columns: Sequence[str]) -> pa.Table:
+        rows = self._store.query(columns, f"id = {sql_string(id)}")
         if rows.num_rows == 0:
             raise UnknownItemError(f"no item with id {id!r} in the library")
-        return vectors_of(rows)[0]
+        return rows
 
     def query_vector(
         self,
@@ -562,9 +563,9 @@ class Library:
         )
         if where:
             builder = builder.where(where, prefilter=True)
-        if exact or ann.vector_index(self._store.items) is None:
+        if exact:
             builder = builder.bypass_vector_index()
-        else:
+        else:  # without an index LanceDB ignores these and scans every row, exactly
             builder = builder.nprobes(self.settings.nprobes).refine_factor(self.settings.refine_factor)
         try:
             rows = builder.to_arrow()
@@ -644,8 +645,9 @@ class Library:
         rows = self._store.count()
         meta = self.refresh_meta()
         if rows < ann.MIN_INDEX_ROWS:
-            if ann.vector_index(table) is not None:
-                table.drop_index(ann.vector_index(table).name)
+            stale = ann.vector_index(table)
+            if stale is not None:
+                table.drop_index(stale.name)
             index = None
         else:
             index = {
@@ -727,12 +729,6 @@ class Library:
         if format == "npy":
             return export_npy(self._store, Path(path))
         raise Clamp3Error(f"unknown export format {format!r}; choose parquet or npy")
-
-
-def _file_hash(path: Path) -> str:
-    from clamp3.cache import file_digest
-
-    return file_digest(path)
 
 
 def embedded_rows(
