@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -110,22 +111,27 @@ def with_outcomes(rows: pa.Table, files: list[str], failures: list[InputError], 
     return pa.concat_tables([items.cast(schema), outcomes])
 
 
-def add_on_ray(
-    library: Library,
-    todo: list[tuple[Path, FileKind]],
-    state: _AddState,
-    address: str,
-    workers: int,
-    gpus: float | None,
-    show_progress: bool,
-    session_options: dict[str, Any],
-) -> None:
-    """The Ray path of :meth:`Library.add` (``address``: ``"local"`` or a cluster's)."""
-    if workers < 1:
-        raise Clamp3Error(f"ray_workers must be at least 1, got {workers}")
+@dataclass(frozen=True)
+class RayJob:
+    """How :meth:`Library.add` runs on Ray."""
+
+    address: str
+    """``"local"`` (a runtime started and shut down for the job) or a cluster's address."""
+    workers: int
+    gpus: float | None
+    """GPUs per actor; ``None``: one with a CUDA device or on a cluster that has GPUs, else none."""
+    show_progress: bool
+    session_options: dict[str, Any]
+    """``cache``, ``options`` and ``device`` of the actors' pipelines."""
+
+
+def add_on_ray(library: Library, todo: list[tuple[Path, FileKind]], state: _AddState, job: RayJob) -> None:
+    """The Ray path of :meth:`Library.add`."""
+    if job.workers < 1:
+        raise Clamp3Error(f"ray_workers must be at least 1, got {job.workers}")
     batch = max(1, library.settings.batch_files)
     fresh: list[dict[str, Any]] = []
-    with progress_bar(len(todo), "hashing", show_progress and bool(todo)) as bar:
+    with progress_bar(len(todo), "hashing", job.show_progress and bool(todo)) as bar:
         for start in range(0, len(todo), batch):
             files = todo[start : start + batch]
             failed_before = len(state.report.failures)
@@ -146,19 +152,10 @@ def add_on_ray(
             ]
             bar.advance(len(files))
     if fresh:
-        _embed_on_ray(library, fresh, state, address, workers, gpus, show_progress, session_options)
+        _embed_on_ray(library, fresh, state, job)
 
 
-def _embed_on_ray(
-    library: Library,
-    fresh: list[dict[str, Any]],
-    state: _AddState,
-    address: str,
-    workers: int,
-    gpus: float | None,
-    show_progress: bool,
-    session_options: dict[str, Any],
-) -> None:
+def _embed_on_ray(library: Library, fresh: list[dict[str, Any]], state: _AddState, job: RayJob) -> None:
     """Embed ``fresh`` (input rows) on a pool of actors and commit the results as they stream back."""
     try:
         import ray.data
@@ -166,13 +163,13 @@ def _embed_on_ray(
         raise Clamp3Error("the Ray path needs Ray: pip install 'clamp3[ray]'") from None
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, include_dashboard=False)
+        ray.init(address=job.address, include_dashboard=False)
     try:
-        device = session_options["device"]
+        device, gpus, workers = job.session_options["device"], job.gpus, job.workers
         if gpus is None:
             wants_gpu = device is not None and device.startswith("cuda")
             gpus = 1.0 if wants_gpu or (device is None and ray.cluster_resources().get("GPU", 0) > 0) else 0.0
-        ray.data.DataContext.get_current().enable_progress_bars = show_progress
+        ray.data.DataContext.get_current().enable_progress_bars = job.show_progress
         # about 4 calls an actor at least, so that actors finishing early take more
         per_call = max(1, min(library.settings.batch_files, math.ceil(len(fresh) / (4 * workers))))
         blocks = math.ceil(len(fresh) / per_call)
@@ -182,8 +179,8 @@ def _embed_on_ray(
                 "model": library.model_name,
                 "fingerprint": library._meta["fingerprint"],
                 "dim": library.dim,
-                "cache": session_options["cache"],
-                "options": session_options["options"],
+                "cache": job.session_options["cache"],
+                "options": job.session_options["options"],
                 "device": device,
                 "threads": None if gpus else 1,
             },
@@ -193,11 +190,11 @@ def _embed_on_ray(
             num_gpus=gpus or None,
             num_cpus=None if gpus else 1,
         )
-        _commit_stream(library, dataset, len(fresh), state, show_progress)
+        _commit_stream(library, dataset, len(fresh), state, job.show_progress)
     except ray.exceptions.RayError as exc:
         raise Clamp3Error(f"the Ray job failed: {_reason(exc)}") from None
     finally:
-        if started and address == "local":
+        if started and job.address == "local":
             ray.shutdown()
 
 
