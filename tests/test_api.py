@@ -23,7 +23,11 @@ def test_clamp1_reads_sheet_music_its_own_way_and_refuses_midi(reference_dir, cl
     shutil.copy(reference_dir / "midi2mtf" / "midi" / "chorale_bwv66_6.mid", folder / "bach.mid")
     model_dir = str(clamp1_dir / "tiny_model")
     result = clamp3.search(folder / "bach.mxl", [folder], k=5, model=model_dir, cache=False)
-    assert [hit.path for hit in result.hits] == [str(folder / "bach.mxl")]
+    assert result.hits == [] and result.candidates == 0  # the query is not its own hit...
+    result = clamp3.search(
+        folder / "bach.mxl", [folder], k=5, model=model_dir, cache=False, include_query=True
+    )
+    assert [hit.path for hit in result.hits] == [str(folder / "bach.mxl")]  # ...unless asked for
     assert abs(result.hits[0].score - 1.0) < 1e-5
     (failure,) = result.failures
     assert (

@@ -72,6 +72,8 @@ MIDI = b"MThd" + struct.pack(">IHHH", 6, 0, 1, 480) + b"MTrk" + struct.pack(">I"
 WAV = b"RIFF" + struct.pack("<I", 36) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, 24000, 48000, 2, 16)
 WAV += b"data" + struct.pack("<I", 0)
 
+MP3_FRAME = b"\xff\xfb\x90\x64" + bytes(413)  # MPEG-1 layer III, 128 kbit/s, 44.1 kHz: 417 bytes
+
 # One sample per kind: (name with the right extension, content).
 SAMPLES: dict[str, tuple[str, bytes, FileKind]] = {
     "text": ("desc.txt", "a calm piano piece\nüber ruhig\n".encode(), FileKind.TEXT),
@@ -93,7 +95,7 @@ SAMPLES: dict[str, tuple[str, bytes, FileKind]] = {
         b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x64" + bytes(32),
         FileKind.AUDIO,
     ),
-    "mp3_frame": ("bare.mp3", b"\xff\xfb\x90\x64" + bytes(413), FileKind.AUDIO),
+    "mp3_frames": ("bare.mp3", MP3_FRAME * 2, FileKind.AUDIO),
     "m4a": ("take.m4a", struct.pack(">I", 24) + b"ftypM4A \x00\x00\x02\x00M4A isom", FileKind.AUDIO),
     "png": ("pic.png", _image("PNG"), FileKind.IMAGE),
     "jpeg": ("pic.jpeg", _image("JPEG"), FileKind.IMAGE),
@@ -225,6 +227,42 @@ def test_zip_archives_are_musicxml_only_with_a_score_inside(tmp_path: Path) -> N
     assert detect_kind(_write(tmp_path, "book", epub)) is None
     assert detect_kind(_write(tmp_path, "packed.zip", _mxl())) is FileKind.MUSICXML
     assert detect_kind(_write(tmp_path, "broken", _mxl()[:40])) is None
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be", "utf-8-sig", "utf-32"])
+def test_text_with_a_byte_order_mark_is_text_not_mp3(tmp_path: Path, codec: str) -> None:
+    bom = {"utf-16-le": "\ufeff", "utf-16-be": "\ufeff"}.get(codec, "")
+    prose = (bom + "a calm piano piece\nüber ruhig\n").encode(codec)
+    assert detect_kind(_write(tmp_path, "desc.txt", prose)) is FileKind.TEXT
+    assert detect_kind(_write(tmp_path, "description", prose)) is FileKind.TEXT
+    assert detect_kind(_write(tmp_path, "tune.txt", (bom + ABC).encode(codec))) is FileKind.ABC
+    assert detect_kind(_write(tmp_path, "song", (bom + MTF).encode(codec))) is FileKind.MTF
+    assert detect_kind(_write(tmp_path, "score", (bom + MUSICXML).encode(codec))) is FileKind.MUSICXML
+
+
+def test_one_mpeg_frame_header_alone_is_not_audio(tmp_path: Path) -> None:
+    assert sniff_kind(_write(tmp_path, "one_frame", MP3_FRAME)) is None
+    assert sniff_kind(_write(tmp_path, "frame_then_junk", MP3_FRAME + b"\x00\x01" * 300)) is None
+    assert sniff_kind(_write(tmp_path, "bom_then_binary", b"\xff\xfe" + bytes(range(256)) * 4)) is None
+    other_rate = b"\xff\xfb\x94\x64" + bytes(600)  # the next header announces 48 kHz: another stream
+    assert sniff_kind(_write(tmp_path, "rate_change", MP3_FRAME + other_rate)) is None
+    mpeg2_layer3 = b"\xff\xf3\x80\x64" + bytes(204)  # 72 * 64 kbit/s / 22.05 kHz: 208 bytes
+    assert sniff_kind(_write(tmp_path, "mpeg2", mpeg2_layer3 * 2)) is FileKind.AUDIO
+    layer1 = b"\xff\xff\x40\x00" + bytes(132)  # 4 * (12 * 128 kbit/s / 44.1 kHz): 136 bytes
+    assert sniff_kind(_write(tmp_path, "layer1", layer1 * 2)) is FileKind.AUDIO
+    assert sniff_kind(_write(tmp_path, "layer1_cut", layer1 + layer1[:3])) is None
+
+
+def test_damaged_mxl_archives_never_raise_and_keep_their_extension(tmp_path: Path) -> None:
+    original = _mxl()
+    rng = np.random.default_rng(5)
+    for trial in range(300):
+        damaged = bytearray(original)
+        for position in rng.integers(0, len(damaged), size=1 + trial % 3):
+            damaged[position] ^= 1 << int(rng.integers(8))
+        path = _write(tmp_path, f"damaged{trial}.mxl", bytes(damaged))
+        assert detect_kind(path) is FileKind.MUSICXML
+        assert sniff_kind(path) in (FileKind.MUSICXML, None)
 
 
 def test_utf8_cut_at_the_sniff_limit_is_still_text(tmp_path: Path) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
+import struct
 import sys
 import tracemalloc
 from pathlib import Path
@@ -15,9 +17,11 @@ import soundfile as sf
 import torch
 
 from clamp3.errors import CheckpointError, InputError
+from clamp3.preprocess import audio
 from clamp3.preprocess.audio import (
     StreamResampler,
     WindowSpec,
+    iter_mono,
     load_mono,
     normalize,
     resample,
@@ -347,3 +351,128 @@ def test_m4a_without_pyav_is_a_clear_input_error(tmp_path: Path, monkeypatch: py
         f"{path}: no decoder for .m4a files: libsndfile does not read them and PyAV is not installed "
         "(pip install av)"
     )
+
+
+# ------------------------------------------------------------------ hostile headers, odd rates, limits
+
+
+def _wav_header(rate: int, channels: int, data_bytes: int) -> bytes:
+    """A PCM16 WAV header declaring ``data_bytes`` of samples (which need not follow)."""
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * channels * 2, channels * 2, 16)
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + data_bytes)
+        + b"WAVEfmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", data_bytes)
+    )
+
+
+@pytest.mark.parametrize(
+    ("rate", "channels", "reason"),
+    [
+        (1, 1, "sample rate of 1 Hz, outside the 1000-384000 Hz that are decoded (a broken header?)"),
+        (999, 1, "sample rate of 999 Hz, outside"),
+        (768000, 1, "sample rate of 768000 Hz, outside"),
+        (24000, 300, "300 channels, outside the 1-256 that are decoded"),
+    ],
+)
+def test_implausible_decoded_parameters_are_refused_before_resampling(
+    tmp_path: Path, rate: int, channels: int, reason: str
+) -> None:
+    path = tmp_path / "hostile.wav"
+    samples = bytes(88000 - 88000 % (2 * channels))
+    path.write_bytes(_wav_header(rate, channels, len(samples)) + samples)
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError, match=rf"^{path}: {re.escape(reason)}"):
+            load_mono(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+
+
+@pytest.mark.parametrize("orig", [44101, 23999, 383999])
+def test_rates_sharing_no_factor_resample_in_bounded_memory(orig: int) -> None:
+    t = np.arange(2 * orig) / orig
+    sine = np.sin(2 * np.pi * 500.0 * t).astype(np.float32)
+    tracemalloc.start()
+    try:
+        out = resample(sine, orig, 24000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(out) == math.ceil(len(sine) * 24000 / orig)
+    expected = np.sin(2 * np.pi * 500.0 * np.arange(len(out)) / 24000)
+    np.testing.assert_allclose(out[2400:-2400], expected[2400:-2400], atol=2e-3, rtol=0)
+    assert peak < 40 << 20  # the polyphase bank alone would be 24000 x (orig + 2 * width) float32
+
+
+@pytest.mark.parametrize(("orig", "new"), [(44100, 24000), (8000, 24000), (22050, 24000)])
+def test_per_output_filtering_equals_the_polyphase_bank(
+    orig: int, new: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sine = np.sin(2 * np.pi * 700.0 * np.arange(orig) / orig).astype(np.float32)
+    polyphase = resample(sine, orig, new)
+    monkeypatch.setattr(audio, "FILTER_BUDGET", 64)  # no bank fits: every output is evaluated on its own
+    resampler = StreamResampler(orig, new, min_chunk=3000)
+    pieces = [resampler.push(piece) for piece in np.array_split(sine, 7)]
+    np.testing.assert_allclose(np.concatenate([*pieces, resampler.finish()]), polyphase, atol=1e-6, rtol=0)
+
+
+def test_audio_over_the_length_limit_is_refused_from_its_header(tmp_path: Path) -> None:
+    path = _write_clip(tmp_path / "three.wav", seconds=3.0)
+    with pytest.raises(
+        InputError,
+        match=rf"^{path}: the audio is 3\.0 s long, over the limit of 2\.5 s \(as its header says\)$",
+    ):
+        scan_audio(path, SPEC, max_seconds=2.5)
+    assert scan_audio(path, SPEC, max_seconds=3.0).num_samples == 72000
+    assert len(load_mono(path, max_seconds=None)) == 72000
+
+
+def test_audio_over_the_length_limit_stops_decoding_when_the_header_does_not_tell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write_clip(tmp_path / "three.wav", seconds=3.0)
+    monkeypatch.setattr(audio, "_declared_frames", lambda handle, size: None)
+    with pytest.raises(
+        InputError, match=rf"^{path}: the audio is longer than the limit of 2 s \(decoding stopped there\)$"
+    ):
+        list(iter_mono(path, 24000, block_frames=1000, max_seconds=2))
+    assert len(load_mono(path, max_seconds=3)) == 72000
+
+
+def test_a_truncated_wav_declares_no_more_than_its_size_holds(tmp_path: Path) -> None:
+    path = tmp_path / "truncated.wav"
+    path.write_bytes(_wav_header(24000, 2, 24000 * 4 * 600) + bytes(24000 * 4 * 3))  # claims 600 s, holds 3
+    assert scan_audio(path, SPEC, max_seconds=5).num_samples == 72000
+
+
+def test_extractor_reports_files_over_the_length_limit(extractor: MertExtractor, tmp_path: Path) -> None:
+    short = _write_clip(tmp_path / "short.wav", seconds=1.5)
+    long = _write_clip(tmp_path / "long.wav", seconds=4.0)
+    results = extractor.extract([long, short], max_seconds=2)
+    assert [r.ok for r in results] == [False, True]
+    assert (
+        str(results[0].error)
+        == f"{long}: the audio is 4.0 s long, over the limit of 2 s (as its header says)"
+    )
+
+
+def test_decoder_chatter_on_stderr_is_silenced(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    clip = _write_clip(tmp_path / "clip.wav", seconds=2.0)
+    data, rate = sf.read(clip, dtype="float32")
+    sf.write(tmp_path / "clip.mp3", data, rate, "MPEG_LAYER_III")
+    damaged = bytearray((tmp_path / "clip.mp3").read_bytes())
+    damaged[2000:2400] = np.random.default_rng(1).integers(0, 256, 400, dtype=np.uint8).tobytes()
+    (tmp_path / "damaged.mp3").write_bytes(bytes(damaged))
+    capfd.readouterr()
+    decoded = load_mono(tmp_path / "damaged.mp3")
+    assert len(decoded) > 24000
+    assert capfd.readouterr().err == ""
+    print("still here", file=sys.stderr)  # stderr works again afterwards
+    assert capfd.readouterr().err == "still here\n"

@@ -44,3 +44,19 @@ def test_missing_files_and_folders_are_input_errors(tmp_path: Path) -> None:
     (tmp_path / "folder.npy").mkdir()
     with pytest.raises(InputError, match=r"folder\.npy: not a readable \.npy file \(.*Is a directory"):
         load_feature_file(tmp_path / "folder.npy")
+
+
+@pytest.mark.parametrize("stored", [np.zeros((3, 100), np.float32), np.zeros((1, 3, 100), np.float32)])
+def test_features_of_another_width_than_the_tower_reads_are_refused_on_reading(
+    tmp_path: Path, stored: np.ndarray
+) -> None:
+    path = tmp_path / "narrow.npy"
+    np.save(path, stored)
+    shape = list(stored.shape)
+    with pytest.raises(
+        InputError,
+        match=rf"narrow\.npy: shape \{shape}: features of size 100, but the audio tower reads 768$",
+    ):
+        load_feature_file(path, expected_dim=768)
+    assert load_feature_file(path, expected_dim=100).shape == (3, 100)
+    assert load_feature_file(path).shape == (3, 100)

@@ -6,6 +6,7 @@ import io
 import json
 import random
 import struct
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -63,6 +64,10 @@ def ev(delta: int, *data: int) -> bytes:
 
 def meta(delta: int, kind: int, payload: bytes) -> bytes:
     return vlq(delta) + bytes([0xFF, kind]) + vlq(len(payload)) + payload
+
+
+def eot_track() -> bytes:
+    return chunk(b"MTrk", eot())
 
 
 def eot(delta: int = 0) -> bytes:
@@ -294,6 +299,39 @@ def test_broken_file_raises_input_error_naming_the_file(tmp_path: Path, case: st
     assert reason in message
     assert "\n" not in message
     assert caught.value.path == str(path)
+
+
+def test_a_header_declaring_65535_tracks_is_refused_at_once() -> None:
+    data = b"MThd" + struct.pack(">IHHH", 6, 1, 65535, 96) + eot_track() * 3
+    started = time.perf_counter()
+    with pytest.raises(InputError, match=r"^tracks.mid: the header declares 65535 tracks; more than 32767"):
+        midi_to_mtf(data, name="tracks.mid")
+    assert time.perf_counter() - started < 0.5
+    declared = b"MThd" + struct.pack(">IHHH", 6, 1, 32767, 96) + eot_track() * 3
+    with pytest.raises(InputError, match="truncated MIDI file"):
+        midi_to_mtf(declared)
+
+
+NOTELESS = {
+    "no_events": smf(1, 96, eot(), eot()),
+    "silent_note_on": smf(0, 96, tempo(0, 500000) + ev(0, 0x90, 60, 0) + ev(96, 0x80, 60, 0) + eot()),
+    "controls_only": smf(0, 96, ev(0, 0xB0, 7, 100) + ev(0, 0xC0, 5) + eot(480)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOTELESS))
+def test_files_without_notes_convert_but_are_not_embedded(case: str) -> None:
+    text = midi_to_mtf(NOTELESS[case])
+    lines = text.splitlines()
+    assert lines[0] == "ticks_per_beat 96" and lines[-1].startswith("end_of_track ")
+    with pytest.raises(
+        InputError, match=rf"^{case}.mid: no notes \(no note_on with a velocity\): nothing to embed$"
+    ):
+        midi_to_mtf(NOTELESS[case], name=f"{case}.mid", require_notes=True)
+
+
+def test_one_sounding_note_is_enough_to_embed() -> None:
+    assert midi_to_mtf(TYPE1, require_notes=True) == TYPE1_M3
 
 
 def test_broken_bytes_name_the_given_name() -> None:

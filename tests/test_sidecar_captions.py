@@ -13,7 +13,7 @@ from clamp3.cache import FeatureCache
 from clamp3.errors import InputError
 from clamp3.modality import FileKind, caption_sidecar, collect_files
 from clamp3.pipeline import Pipeline, PipelineOptions
-from clamp3.preprocess.image import read_caption_sidecar
+from clamp3.preprocess.captions import read_caption_sidecar
 
 
 class RecordingModel:

@@ -42,3 +42,30 @@ def test_empty_text_errors(tmp_path):
     latin1.write_bytes("caf\xe9".encode("latin-1"))
     with pytest.raises(InputError, match="latin1.txt: not UTF-8"):
         read_text_file(latin1)
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-8-sig"])
+def test_text_files_with_a_byte_order_mark_are_decoded(tmp_path, codec):
+    bom = "\ufeff" if codec in ("utf-16-le", "utf-16-be") else ""
+    path = tmp_path / "desc.txt"
+    path.write_bytes((bom + "a calm piano piece\nüber ruhig\n").encode(codec))
+    assert read_text_file(path) == "a calm piano piece\nüber ruhig\n"
+
+
+def test_undecodable_text_names_the_encoding_and_the_absolute_byte(tmp_path):
+    odd = tmp_path / "odd.txt"
+    odd.write_bytes("ab".encode("utf-16") + b"\x00")
+    with pytest.raises(InputError, match=r"odd.txt: not UTF-16 text \(byte 6\)$"):
+        read_text_file(odd)
+    bom_latin1 = tmp_path / "bom_latin1.txt"
+    bom_latin1.write_bytes(b"\xef\xbb\xbfcaf\xe9")
+    with pytest.raises(InputError, match=r"bom_latin1.txt: not UTF-8 text \(byte 6\)$"):
+        read_text_file(bom_latin1)
+
+
+@pytest.mark.parametrize("content", [" ", "  \n\t\n", "\u3000\r\n \r\n", "\ufeff \n"])
+def test_whitespace_only_text_has_nothing_to_embed(tmp_path, content):
+    path = tmp_path / "blank.txt"
+    path.write_bytes(content.encode("utf-8"))
+    with pytest.raises(InputError, match="blank.txt: the text file holds only whitespace: nothing to embed$"):
+        read_text_file(path)

@@ -194,11 +194,15 @@ def collect(
     if not items and not failures:
         where = ", ".join(str(r) for r in roots)
         raise Clamp3Error(f"no input files found in {where}")
-    vectors = session.pipeline.embed(items)
+    embedded = session.pipeline.embed_items(items)
+    id_of = dict(zip((item.id for item in items), ids, strict=True))
     features = FeatureSet(
-        tuple(ids), vectors, tuple(item.id for item in items), model=session.model.fingerprint
+        tuple(id_of[item.id] for item in embedded.items),
+        embedded.vectors,
+        tuple(item.id for item in embedded.items),
+        model=session.model.fingerprint,
     )
-    return Collection(features, items, failures, skipped)
+    return Collection(features, embedded.items, failures + embedded.failures, skipped)
 
 
 def _precomputed(roots: list[Path]) -> Collection:
@@ -296,14 +300,17 @@ def search(
     options: PipelineOptions | None = None,
     device: str | None = None,
     library: Any = None,
+    include_query: bool = False,
 ) -> SearchResult:
     """The ``k`` targets most similar to a query file or a query ``text`` (any language).
 
     ``kinds`` restricts the targets (for example ``{FileKind.AUDIO}``). With ``library`` (a folder or
     an open :class:`~clamp3.library.Library`) the library is searched and ``targets`` must be empty.
+    A query file that is also among the targets is not a hit of itself unless ``include_query``.
     """
     if library is not None:
-        return _search_library(library, query, text, k, kinds, model, cache, options, device, targets)
+        search_args = (query, text, k, kinds, include_query)
+        return _search_library(library, search_args, model, cache, options, device, targets)
     needs_model = (
         text is not None
         or not all(is_precomputed(t) for t in targets)
@@ -312,6 +319,8 @@ def search(
     session = Session.open(model, cache=cache, options=options, device=device) if needs_model else None
     label, vector = query_vector(session, query, text)
     found = collect(session, targets, kinds=kinds)
+    if query is not None and not include_query:
+        found.features = _without_file(found.features, Path(query))
     if not len(found.features):
         return SearchResult(label, [], 0, found.failures, found.skipped)
     by_path = {item.id: item for item in found.items}
@@ -323,9 +332,29 @@ def search(
     return SearchResult(label, hits, len(found.features), found.failures, found.skipped)
 
 
-def _search_library(library, query, text, k, kinds, model, cache, options, device, targets) -> SearchResult:
+def _without_file(features: FeatureSet, query: Path) -> FeatureSet:
+    """``features`` less the vectors of the file ``query`` (an item of it: the path, or ``path#<tune>``)."""
+    query = query.resolve()
+
+    def of_query(path: str) -> bool:
+        file = path.rsplit("#", 1)[0] if "#" in path else path
+        return query in (Path(path).resolve(), Path(file).resolve())
+
+    keep = [i for i, path in enumerate(features.paths) if not of_query(path)]
+    if len(keep) == len(features.paths):
+        return features
+    return FeatureSet(
+        tuple(features.ids[i] for i in keep),
+        features.vectors[keep],
+        tuple(features.paths[i] for i in keep),
+        model=features.model,
+    )
+
+
+def _search_library(library, search_args, model, cache, options, device, targets) -> SearchResult:
     from clamp3.library import Library
 
+    query, text, k, kinds, include_query = search_args
     if targets:
         raise Clamp3Error("search a library or target files, not both")
     if (query is None) == (text is None):
@@ -335,7 +364,7 @@ def _search_library(library, query, text, k, kinds, model, cache, options, devic
     elif model is not None:
         library._check_model(model)
     library.session(cache=cache is not False, options=options, device=device)
-    found = library.search(text=text, path=query, k=k, kinds=kinds)
+    found = library.search(text=text, path=query, k=k, kinds=kinds, include_query=include_query)
     hits = [Hit(h.rank, h.score, h.id, h.path or "", h.kind, h.caption) for h in found]
     return SearchResult(text if text is not None else str(query), hits, len(library))
 

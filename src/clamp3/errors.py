@@ -48,3 +48,45 @@ class InputError(Clamp3Error):
     def __reduce__(self):
         # rebuilt from (path, reason), so errors survive the trip back from worker processes
         return (type(self), (self.path, self.reason))
+
+
+OPTIONAL_EXTRAS = {
+    "PIL": "image",
+    "av": "m4a",
+    "matplotlib": "plot",
+    "pyarrow": "parquet",
+    "tensorboard": "train",
+    "peft": "train",
+    "music21": "opendata",
+    "onnxruntime": "transcribe",
+    "fastapi": "server",
+    "uvicorn": "server",
+    "multipart": "server",
+    "verovio": "server",
+    "ray": "ray",
+}
+"""Top-level module -> the ``clamp3[extra]`` that installs it."""
+
+
+def missing_package_reason(exc: ModuleNotFoundError) -> str:
+    """What to install for a missing optional package, as one line."""
+    module = (exc.name or "").split(".")[0]
+    extra = OPTIONAL_EXTRAS.get(module)
+    if extra is None:
+        return f"needs the Python package {module or exc}"
+    return f"needs the {module} package: pip install 'clamp3[{extra}]'"
+
+
+def as_input_error(source: str | Path, exc: BaseException) -> InputError:
+    """Any exception met while reading or converting ``source`` as its one-line failure."""
+    if isinstance(exc, InputError):
+        return exc
+    if isinstance(exc, ModuleNotFoundError):
+        return InputError(source, missing_package_reason(exc))
+    if isinstance(exc, Clamp3Error):
+        return InputError(source, " ".join(str(exc).split()))
+    if isinstance(exc, MemoryError):
+        return InputError(source, "out of memory while reading it")
+    if isinstance(exc, OSError) and exc.strerror:
+        return InputError(source, exc.strerror)
+    return InputError.unexpected(source, exc)

@@ -119,6 +119,26 @@ _ABC_HEADER = re.compile(r"^[XTMLQVC]:", re.MULTILINE)
 _TEXT_CONTROLS = frozenset(range(32)) - {0x09, 0x0A, 0x0C, 0x0D}
 _BOUNDED_ZIP_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
 _IMAGE_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"})
+_MPEG_SAMPLE_RATES = (44100, 48000, 32000)
+"""MPEG-1 sample rates by index; MPEG-2 halves them and MPEG-2.5 quarters them."""
+_MPEG_BITRATES: Mapping[tuple[bool, int], tuple[int, ...]] = MappingProxyType(
+    {  # kbit/s for bitrate indices 1-14, by (MPEG-1, layer bits: 0b11 I, 0b10 II, 0b01 III)
+        (True, 0b11): (32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+        (True, 0b10): (32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+        (True, 0b01): (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+        (False, 0b11): (32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+        (False, 0b10): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+        (False, 0b01): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    }
+)
+_TEXT_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+"""Byte-order marks and the codec of text that starts with one (UTF-32 LE before UTF-16 LE, its prefix)."""
 
 
 def extension(path: str | Path) -> str:
@@ -141,13 +161,39 @@ def caption_sidecar(image: str | Path) -> Path:
     return image.with_name(image.stem + CAPTION_SUFFIX)
 
 
-def _is_mpeg_audio_frame(head: bytes) -> bool:
-    """An MPEG-1/2/2.5 layer I-III frame header (an mp3 without an ID3 tag)."""
-    if len(head) < 4 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+def _mpeg_frame(head: bytes, offset: int) -> tuple[tuple[int, int, int], int] | None:
+    """``(stream, frame length)`` of the MPEG-1/2/2.5 layer I-III frame header at ``offset``, or ``None``.
+
+    ``stream`` is (version, layer, sample rate index), which stay the same from frame to frame; a
+    free-format header (no bitrate index) has no computable length and counts as no header.
+    """
+    if len(head) < offset + 4 or head[offset] != 0xFF or head[offset + 1] & 0xE0 != 0xE0:
+        return None
+    version, layer = (head[offset + 1] >> 3) & 0b11, (head[offset + 1] >> 1) & 0b11
+    bitrate_index, rate_index = head[offset + 2] >> 4, (head[offset + 2] >> 2) & 0b11
+    if version == 0b01 or layer == 0b00 or bitrate_index in (0, 0b1111) or rate_index == 0b11:
+        return None
+    mpeg1 = version == 0b11
+    bitrate = _MPEG_BITRATES[(mpeg1, layer)][bitrate_index - 1] * 1000
+    sample_rate = _MPEG_SAMPLE_RATES[rate_index] >> {0b11: 0, 0b10: 1, 0b00: 2}[version]
+    padding = (head[offset + 2] >> 1) & 1
+    if layer == 0b11:  # layer I: slots of 4 bytes
+        length = (12 * bitrate // sample_rate + padding) * 4
+    else:  # layer III outside MPEG-1 has half as many samples per frame
+        length = (144 if mpeg1 or layer == 0b10 else 72) * bitrate // sample_rate + padding
+    return (version, layer, rate_index), length
+
+
+def _is_mpeg_audio(head: bytes) -> bool:
+    """An MPEG audio stream without an ID3 tag (a bare mp3): two consecutive frame headers at offset 0.
+
+    One header alone is weak evidence (``FF FE``, a UTF-16 byte-order mark, reads as one).
+    """
+    first = _mpeg_frame(head, 0)
+    if first is None:
         return False
-    version, layer = (head[1] >> 3) & 0b11, (head[1] >> 1) & 0b11
-    bitrate, sample_rate = head[2] >> 4, (head[2] >> 2) & 0b11
-    return version != 0b01 and layer != 0b00 and bitrate != 0b1111 and sample_rate != 0b11
+    second = _mpeg_frame(head, first[1])
+    return second is not None and second[0] == first[0]
 
 
 def _binary_kind(head: bytes) -> FileKind | None:
@@ -162,25 +208,30 @@ def _binary_kind(head: bytes) -> FileKind | None:
         return FileKind.IMAGE
     if head.startswith(b"RIFF") and head[8:12] == b"WAVE":
         return FileKind.AUDIO
-    if head.startswith((b"fLaC", b"OggS", b"ID3")) or _is_mpeg_audio_frame(head):
+    if head.startswith((b"fLaC", b"OggS", b"ID3")) or _is_mpeg_audio(head):
         return FileKind.AUDIO
     if head[4:8] == b"ftyp" and head[8:12] not in _IMAGE_BRANDS:
         return FileKind.AUDIO
     return None
 
 
+def text_encoding(head: bytes) -> str:
+    """The codec that reads text beginning with ``head``: the one its byte-order mark names, else UTF-8."""
+    return next((codec for bom, codec in _TEXT_BOMS if head.startswith(bom)), "utf-8")
+
+
 def _is_score_xml(head: bytes) -> bool:
-    """Whether ``head`` begins a MusicXML document (UTF-8, or UTF-16 with a byte-order mark)."""
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        text = head[: len(head) // 2 * 2].decode("utf-16", errors="replace")
-    else:
-        text = head.decode("utf-8", errors="replace")
-    text = text.lstrip("\ufeff \t\r\n")
+    """Whether ``head`` begins a MusicXML document (UTF-8, or UTF-16/32 with a byte-order mark)."""
+    text = head.decode(text_encoding(head), errors="replace").lstrip("\ufeff \t\r\n")
     return text.startswith("<") and _SCORE_ROOT.search(text) is not None
 
 
 def _zip_kind(path: Path) -> FileKind | None:
-    """MusicXML when a zip archive holds a MusicXML score (an ``.mxl`` file), else ``None``."""
+    """MusicXML when a zip archive holds a MusicXML score (an ``.mxl`` file), else ``None``.
+
+    Never raises: a damaged archive is unrecognised content, so a ``.mxl`` keeps its extension's kind
+    and its loader reports the damage.
+    """
     try:
         with zipfile.ZipFile(path) as archive:
             for info in archive.infolist():
@@ -192,15 +243,15 @@ def _zip_kind(path: Path) -> FileKind | None:
                 with archive.open(info) as entry:
                     if _is_score_xml(entry.read(SNIFF_BYTES)):
                         return FileKind.MUSICXML
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError):
+    except Exception:  # damage surfaces as BadZipFile, zlib.error, EOFError, ...: not a readable score
         return None
     return None
 
 
 def _decode_head(head: bytes, complete: bool) -> str | None:
-    """``head`` as UTF-8 (a multi-byte character cut at the end is fine), or ``None`` if it is not."""
+    """``head`` decoded by :func:`text_encoding` (a character cut at the end is fine), or ``None``."""
     try:
-        return codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=complete)
+        return codecs.getincrementaldecoder(text_encoding(head))().decode(head, final=complete)
     except UnicodeDecodeError:
         return None
 
@@ -209,9 +260,9 @@ def _text_kind(head: bytes, complete: bool) -> FileKind | None:
     """The kind of a text file from its beginning: MusicXML, MTF, ABC, plain text, or ``None``."""
     if _is_score_xml(head):
         return FileKind.MUSICXML
-    if b"\x00" in head:
+    loose = head.decode(text_encoding(head), errors="replace").lstrip("\ufeff")
+    if "\x00" in loose:
         return None
-    loose = head.decode("utf-8", errors="replace").lstrip("\ufeff")
     first_line = loose.lstrip().split("\n", 1)[0].strip()
     if _MTF_HEADER.fullmatch(first_line):
         return FileKind.MTF
@@ -236,12 +287,15 @@ def _read_head(path: Path) -> tuple[bytes, bool]:
 def sniff_kind(path: str | Path) -> FileKind | None:
     """The kind that the file's content shows, ignoring its name; ``None`` if unrecognised.
 
-    Raises :class:`OSError` when the file cannot be read.
+    Raises :class:`OSError` when the file cannot be read, and nothing else.
+    Text with a byte-order mark is judged as text first: the UTF-16 mark ``FF FE`` looks like an mp3 frame.
     """
     path = Path(path)
     head, complete = _read_head(path)
     if head.startswith(b"PK\x03\x04"):
         return _zip_kind(path)
+    if text_encoding(head) != "utf-8":
+        return _text_kind(head, complete) or _binary_kind(head)
     return _binary_kind(head) or _text_kind(head, complete)
 
 

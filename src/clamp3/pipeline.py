@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -20,9 +21,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from clamp3.cache import FeatureCache, digest, file_digest, sampled_file_digest
-from clamp3.errors import InputError
+from clamp3.errors import Clamp3Error, InputError, as_input_error
 from clamp3.hub.download import resolve_model_dir
-from clamp3.modality import FileKind, collect_files
+from clamp3.limits import InputLimits
+from clamp3.modality import FileKind, caption_sidecar, collect_files
 from clamp3.preprocess.frontends import front_end
 from clamp3.progress import progress_bar
 
@@ -33,14 +35,15 @@ if TYPE_CHECKING:
 # Bump a stage's version when its output for the same file changes; old cache entries then miss.
 STAGE_VERSIONS: Mapping[str, str] = MappingProxyType(
     {
-        "sheet": "sheet-1",
-        "clamp1-sheet": "clamp1-sheet-1",
-        "midi": "midi-m3-1",
+        "sheet": "sheet-2",
+        "clamp1-sheet": "clamp1-sheet-2",
+        "midi": "midi-m3-2",
         "mert": "mert-1",
         "frontend": "frontend-1",
         "caption": "caption-1",
     }
 )
+_MERT = "mert-v1-95m"
 _CLAMP1_KINDS = frozenset({FileKind.TEXT, FileKind.IMAGE, FileKind.ABC, FileKind.MUSICXML})
 
 
@@ -73,7 +76,7 @@ class Embeddings:
 
 @dataclass
 class PipelineOptions:
-    mert: str = "mert-v1-95m"
+    mert: str = _MERT
     """Audio front end for models reading MERT features: a registry name or a MERT checkpoint folder."""
     captioner: str = "blip-base"
     """Image captioner: a registry name or a BLIP checkpoint folder."""
@@ -81,6 +84,10 @@ class PipelineOptions:
     audio_batch_size: int = 2
     show_progress: bool = False
     recursive: bool = True
+    limits: InputLimits = field(default_factory=InputLimits)
+    """The largest input of each kind (see :mod:`clamp3.limits`)."""
+    chunk_files: int = 64
+    """Files converted and embedded together by :meth:`Pipeline.iter_embeddings` before the next ones."""
 
 
 def _image_item(path: Path, caption: str) -> Item:
@@ -110,10 +117,21 @@ class Pipeline:
         self.model = model
         self.cache = cache
         self.options = options or PipelineOptions()
+        if self.options.mert != PipelineOptions.mert and model is not None:
+            self._check_mert_use(model)
         self._mert = None
         self._captioner = None
         self.encoder_calls = 0
         """How many times the model's encoder ran (0 on a fully cached re-run)."""
+
+    def _check_mert_use(self, model: CLaMP3) -> None:
+        """Refuse a MERT choice that the model would ignore (it reads other audio features)."""
+        features = model.config.audio.features if model.family == "clamp3" else "no"
+        if features != _MERT:
+            raise Clamp3Error(
+                f"--mert {self.options.mert}: this model reads {features} audio features, not MERT's; "
+                "leave --mert out (it is for saas and c2)"
+            )
 
     @property
     def family(self) -> str:
@@ -131,63 +149,117 @@ class Pipeline:
         found, skipped = collect_files(paths, recursive=self.options.recursive)
         return list(found), list(skipped)
 
-    def items_from_files(self, files: Sequence[tuple[Path, FileKind]]) -> tuple[list[Item], list[InputError]]:
+    def items_from_files(
+        self, files: Sequence[tuple[Path, FileKind]], show_progress: bool | None = None
+    ) -> tuple[list[Item], list[InputError]]:
+        """The model inputs of ``files`` in order (a file may give several, one per tune) and the
+        failures, one per file or tune that could not be read or converted.
+
+        Nothing a file does escapes as an exception: whatever is raised while reading or converting
+        it becomes that file's :class:`InputError`. ``show_progress`` overrides the options' setting.
+        """
+        progress = self.options.show_progress if show_progress is None else show_progress
+        prepared: dict[Path, list[Item | InputError]] = {}
+        for path, kind in files:
+            refused = self._refusal(path, kind)
+            if refused is not None:
+                prepared[path] = [refused]
+        audio = [path for path, kind in files if kind is FileKind.AUDIO and path not in prepared]
+        images = [path for path, kind in files if kind is FileKind.IMAGE and path not in prepared]
+        self._run_group(partial(self._audio_items, show_progress=progress), audio, prepared)
+        self._run_group(self._image_items, images, prepared)
         items: list[Item] = []
         failures: list[InputError] = []
-        prepared: dict[Path, list[Item] | InputError] = {}
-        if self.family == "clamp1":
-            for path, kind in files:
-                if kind not in _CLAMP1_KINDS:
-                    prepared[path] = InputError(
-                        path,
-                        "CLaMP 1 reads text, images and sheet music only; "
-                        f"{kind.value} needs default, saas or c2",
-                    )
-        audio = [path for path, kind in files if kind is FileKind.AUDIO and path not in prepared]
-        images = [path for path, kind in files if kind is FileKind.IMAGE]
-        prepared.update(self._audio_items(audio))
-        prepared.update(self._image_items(images))
         for path, kind in files:
             if path not in prepared:
-                try:
-                    prepared[path] = self._file_items(path, kind)
-                except InputError as error:
-                    prepared[path] = error
-                except Exception as exc:  # one file must never stop a batch
-                    prepared[path] = InputError.unexpected(path, exc)
-            result = prepared[path]
-            if isinstance(result, InputError):
-                failures.append(result)
-            else:
-                items.extend(result)
+                prepared[path] = self._guarded(path, partial(self._file_items, path, kind))
+            for result in prepared[path]:
+                if isinstance(result, InputError):
+                    failures.append(result)
+                else:
+                    items.append(result)
         return items, failures
+
+    def _refusal(self, path: Path, kind: FileKind) -> InputError | None:
+        """Why ``path`` is not even read: too large, or of a kind the model family cannot embed."""
+        if self.family == "clamp1" and kind not in _CLAMP1_KINDS:
+            needs = f"{kind.value} needs default, saas or c2"
+            return InputError(path, f"CLaMP 1 reads text, images and sheet music only; {needs}")
+        try:
+            self.options.limits.check_file(path)
+        except InputError as error:
+            return error
+        except OSError as exc:
+            return InputError(path, exc.strerror or str(exc))
+        return None
+
+    @staticmethod
+    def _guarded(source: str | Path, work: Callable[[], list[Item | InputError]]) -> list[Item | InputError]:
+        """``work()``, or the one-line failure of ``source`` whatever it raises."""
+        try:
+            return list(work())
+        except Exception as exc:  # one file must never stop a batch
+            return [as_input_error(source, exc)]
+
+    @staticmethod
+    def _run_group(
+        stage: Callable[[list[Path], dict[Path, list[Item | InputError]]], None],
+        paths: list[Path],
+        results: dict[Path, list[Item | InputError]],
+    ) -> None:
+        """Run a stage that handles many files at once (audio, images); when it raises, the files it has
+        not finished all fail with that reason (a missing model, package or caption)."""
+        if not paths:
+            return
+        try:
+            stage(paths, results)
+        except Exception as exc:
+            for path in paths:
+                results.setdefault(path, [as_input_error(path, exc)])
 
     @staticmethod
     def items_from_texts(texts: Sequence[str]) -> list[Item]:
         return [Item(id=f"text:{i}", kind=FileKind.TEXT, data=text) for i, text in enumerate(texts)]
 
-    def _cached_text(self, stage: str, path: Path, convert: Callable[[], str]) -> str:
+    def _cached_text(self, stage: str, path: Path, kind: FileKind, convert: Callable[[], str]) -> str:
+        """``convert()``'s text for ``path``, from the cache when its bytes were converted before.
+
+        A conversion that failed is remembered too (its reason, under the same key), so a bad file is
+        not converted again on every run.
+        """
         if self.cache is None:
             return convert()
-        key = digest(STAGE_VERSIONS[stage], file_digest(path))
+        key = digest(STAGE_VERSIONS[stage], kind.value, file_digest(path))
         text = self.cache.get_text(key)
-        if text is None:
+        if text is not None:
+            return text
+        failed = self.cache.get_text(digest(key, "failed"))
+        if failed is not None:
+            raise InputError(path, failed)
+        try:
             text = convert()
-            self.cache.put_text(key, text)
+        except InputError as error:
+            self.cache.put_text(digest(key, "failed"), error.reason)
+            raise
+        self.cache.put_text(key, text)
         return text
 
-    def _file_items(self, path: Path, kind: FileKind) -> list[Item]:
+    def _file_items(self, path: Path, kind: FileKind) -> list[Item | InputError]:
         from clamp3.preprocess.text import read_text_file
 
-        if kind is FileKind.TEXT:
-            return [Item(str(path), kind, read_text_file(path), path)]
-        if kind is FileKind.MTF:
-            return [Item(str(path), kind, read_text_file(path), path)]
+        limits = self.options.limits
+        if kind in (FileKind.TEXT, FileKind.MTF):
+            text = read_text_file(path)
+            if kind is FileKind.TEXT:
+                limits.check_text(path, text)
+            return [self._symbolic_checked(Item(str(path), kind, text, path))]
         if kind is FileKind.MIDI:
             from clamp3.preprocess.midi import midi_to_mtf
 
-            text = self._cached_text("midi", path, lambda: midi_to_mtf(path, m3_compatible=True))
-            return [Item(str(path), kind, text, path)]
+            text = self._cached_text(
+                "midi", path, kind, lambda: midi_to_mtf(path, m3_compatible=True, require_notes=True)
+            )
+            return [self._symbolic_checked(Item(str(path), kind, text, path))]
         if kind in (FileKind.ABC, FileKind.MUSICXML) and self.family == "clamp1":
             return self._clamp1_sheet_items(path, kind)
         if kind in (FileKind.ABC, FileKind.MUSICXML):
@@ -195,22 +267,45 @@ class Pipeline:
         if kind is FileKind.FEATURES:
             from clamp3.preprocess.features import load_feature_file
 
-            return [Item(str(path), kind, load_feature_file(path), path)]
+            features = load_feature_file(path, expected_dim=self.model.config.audio.feature_size)
+            return [Item(str(path), kind, features, path)]
         raise InputError(path, f"{kind.value} files are not supported")
 
-    def _sheet_items(self, path: Path, kind: FileKind) -> list[Item]:
-        """Sheet music: one item per tune; tunes are cached together as a small JSON document."""
+    def _symbolic_checked(self, item: Item) -> Item | InputError:
+        """``item``, or its failure when it is symbolic music past the patch limit."""
+        if item.tower != "symbolic" or self.model is None:
+            return item
+        try:
+            self.options.limits.check_patches(item.id, len(self.model.patchilizer.split(item.data)))
+        except InputError as error:
+            return error
+        return item
+
+    def _sheet_items(self, path: Path, kind: FileKind) -> list[Item | InputError]:
+        """Sheet music: one item per tune, a failing tune in its place; the tunes of a file are cached
+        together as a small JSON document (``[id suffix, text]`` or ``[id suffix, null, reason]``)."""
         import json
 
-        from clamp3.preprocess.sheet import sheet_to_interleaved
+        from clamp3.preprocess.sheet import sheet_file_items
 
         def convert() -> str:
+            tunes = sheet_file_items(path, kind, check_tune=self.options.limits.check_abc_tune)
             return json.dumps(
-                [[item.id.removeprefix(str(path)), item.text] for item in sheet_to_interleaved(path)]
+                [
+                    [tune.path.removeprefix(str(path)), None, tune.reason]
+                    if isinstance(tune, InputError)
+                    else [tune.id.removeprefix(str(path)), tune.text]
+                    for tune in tunes
+                ]
             )
 
-        tunes = json.loads(self._cached_text("sheet", path, convert))
-        return [Item(f"{path}{suffix}", kind, text, path) for suffix, text in tunes]
+        results: list[Item | InputError] = []
+        for suffix, text, *reason in json.loads(self._cached_text("sheet", path, kind, convert)):
+            if text is None:
+                results.append(InputError(f"{path}{suffix}", reason[0]))
+            else:
+                results.append(self._symbolic_checked(Item(f"{path}{suffix}", kind, text, path)))
+        return results
 
     def _clamp1_sheet_items(self, path: Path, kind: FileKind) -> list[Item]:
         """CLaMP 1 route: MusicXML through xml2abc ``-m 2 -c 6 -x`` and its filter; ABC tunes filtered."""
@@ -218,16 +313,15 @@ class Pipeline:
         from clamp3.preprocess.sheet import abc_file_tunes
 
         if kind is FileKind.MUSICXML:
-            return [
-                Item(str(path), kind, self._cached_text("clamp1-sheet", path, lambda: load_music(path)), path)
-            ]
+            text = self._cached_text("clamp1-sheet", path, kind, lambda: load_music(path))
+            return [Item(str(path), kind, text, path)]
         tunes = abc_file_tunes(path)
         return [Item(tune.id, kind, prepare_xml2abc_output(tune.text), path) for tune in tunes]
 
-    def _audio_items(self, paths: list[Path]) -> dict[Path, list[Item] | InputError]:
-        if not paths:
-            return {}
-        results: dict[Path, list[Item] | InputError] = {}
+    def _audio_items(
+        self, paths: list[Path], results: dict[Path, list[Item | InputError]], show_progress: bool
+    ) -> None:
+        """Audio files' features into ``results``: from the cache, else extracted (MERT or a front end)."""
         keys = {}
         todo = []
         stage = self._audio_stage_key()
@@ -235,47 +329,50 @@ class Pipeline:
             try:
                 keys[path] = digest(stage, file_digest(path))
             except OSError as exc:
-                results[path] = InputError(path, exc.strerror or str(exc))
+                results[path] = [InputError(path, exc.strerror or str(exc))]
                 continue
             cached = self.cache.get_array(keys[path]) if self.cache is not None else None
             if cached is not None:
                 results[path] = [Item(str(path), FileKind.AUDIO, cached, path)]
             else:
                 todo.append(path)
-        for path, outcome in self._extract_audio(todo):
+        for path, outcome in self._extract_audio(todo, show_progress):
             if isinstance(outcome, InputError):
-                results[path] = outcome
+                results[path] = [outcome]
                 continue
             if self.cache is not None:
                 self.cache.put_array(keys[path], outcome)
             results[path] = [Item(str(path), FileKind.AUDIO, outcome, path)]
-        return results
 
     def _audio_stage_key(self) -> str:
         """What the cached features of an audio file depend on besides its bytes."""
         name = self.model.config.audio.features
-        if name == "mert-v1-95m":
+        if name == _MERT:
             return digest(STAGE_VERSIONS["mert"], _folder_fingerprint(resolve_model_dir(self.options.mert)))
         return digest(STAGE_VERSIONS["frontend"], front_end(name).name)
 
-    def _extract_audio(self, paths: list[Path]) -> Iterator[tuple[Path, np.ndarray | InputError]]:
+    def _extract_audio(
+        self, paths: list[Path], show_progress: bool
+    ) -> Iterator[tuple[Path, np.ndarray | InputError]]:
         if not paths:
             return
         name = self.model.config.audio.features
-        if name != "mert-v1-95m":
+        seconds = self.options.limits.max_audio_seconds
+        if name != _MERT:
             frontend = front_end(name)
-            with progress_bar(len(paths), "audio features", self.options.show_progress) as bar:
+            with progress_bar(len(paths), "audio features", show_progress) as bar:
                 for path in paths:
                     try:
-                        yield path, frontend.file_features(path)
-                    except InputError as exc:
-                        yield path, exc
+                        yield path, frontend.file_features(path, max_seconds=seconds)
+                    except Exception as exc:  # one file must never stop a batch
+                        yield path, as_input_error(path, exc)
                     bar.advance(1)
             return
         extractor = self._mert_extractor()
-        for result in extractor.iter_extract(
-            paths, self.options.audio_batch_size, self.options.show_progress
-        ):
+        batches = extractor.iter_extract(
+            paths, self.options.audio_batch_size, show_progress, max_seconds=seconds
+        )
+        for result in batches:
             yield result.path, result.error if result.error is not None else result.features
 
     def _mert_extractor(self):
@@ -287,32 +384,38 @@ class Pipeline:
             )
         return self._mert
 
-    def _image_items(self, paths: list[Path]) -> dict[Path, list[Item] | InputError]:
-        """Images with a caption file beside them take its caption; only the others are captioned."""
-        if not paths:
-            return {}
-        from clamp3.preprocess.image import read_caption_sidecar
+    def _image_items(self, paths: list[Path], results: dict[Path, list[Item | InputError]]) -> None:
+        """Images' captions into ``results``: the caption file beside an image, else the captioner's."""
+        from clamp3.preprocess.captions import read_caption_sidecar
 
-        results: dict[Path, list[Item] | InputError] = {}
         uncaptioned = []
         for path in paths:
             try:
                 caption = read_caption_sidecar(path)
             except InputError as error:
-                results[path] = error
+                results[path] = [error]
                 continue
             if caption is None:
                 uncaptioned.append(path)
             else:
                 results[path] = [_image_item(path, caption)]
-        results.update(self._captioned_items(uncaptioned))
-        return results
+        if uncaptioned:
+            try:
+                self._captioned_items(uncaptioned, results)
+            except (ImportError, Clamp3Error) as exc:
+                for path in uncaptioned:
+                    results.setdefault(path, [self._uncaptioned(path, exc)])
 
-    def _captioned_items(self, paths: list[Path]) -> dict[Path, list[Item] | InputError]:
+    def _uncaptioned(self, path: Path, exc: Exception) -> InputError:
+        """The failure of an image that needs a caption when the captioner cannot run."""
+        sidecar = caption_sidecar(path).name
+        why = as_input_error(path, exc).reason
+        return InputError(
+            path, f"needs a caption: write {sidecar} or `clamp3 models pull {self.options.captioner}` ({why})"
+        )
+
+    def _captioned_items(self, paths: list[Path], results: dict[Path, list[Item | InputError]]) -> None:
         """Images captioned by the captioner (loaded on first use), the captions cached."""
-        if not paths:
-            return {}
-        results: dict[Path, list[Item] | InputError] = {}
         captioner_id = _folder_fingerprint(resolve_model_dir(self.options.captioner))
         keys = {}
         todo = []
@@ -320,33 +423,39 @@ class Pipeline:
             try:
                 keys[path] = digest(STAGE_VERSIONS["caption"], captioner_id, file_digest(path))
             except OSError as exc:
-                results[path] = InputError(path, exc.strerror or str(exc))
+                results[path] = [InputError(path, exc.strerror or str(exc))]
                 continue
             caption = self.cache.get_text(keys[path]) if self.cache is not None else None
             if caption is not None:
                 results[path] = [_image_item(path, caption)]
             else:
                 todo.append(path)
-        if todo:
-            from clamp3.preprocess.image import BlipCaptioner, caption_files
+        if not todo:
+            return
+        from clamp3.preprocess.image import BlipCaptioner, caption_files
 
-            if self._captioner is None:
-                self._captioner = BlipCaptioner.from_pretrained(
-                    resolve_model_dir(self.options.captioner), device=self.model.device
-                )
-            for result in caption_files(todo, self._captioner, self.options.batch_size):
-                if result.error is not None:
-                    results[result.path] = result.error
-                    continue
-                if self.cache is not None:
-                    self.cache.put_text(keys[result.path], result.caption)
-                results[result.path] = [_image_item(result.path, result.caption)]
-        return results
+        if self._captioner is None:
+            self._captioner = BlipCaptioner.from_pretrained(
+                resolve_model_dir(self.options.captioner), device=self.model.device
+            )
+        for result in caption_files(todo, self._captioner, self.options.batch_size):
+            if result.error is not None:
+                results[result.path] = [result.error]
+                continue
+            if self.cache is not None:
+                self.cache.put_text(keys[result.path], result.caption)
+            results[result.path] = [_image_item(result.path, result.caption)]
 
     # ------------------------------------------------------------------ items -> vectors
 
-    def embed(self, items: Sequence[Item], global_features: bool = True) -> np.ndarray | list[np.ndarray]:
-        """Vectors of ``items`` in order: ``(N, D)``, or a list of ``[L, H]`` arrays when not global."""
+    def embed(
+        self, items: Sequence[Item], global_features: bool = True, show_progress: bool | None = None
+    ) -> np.ndarray | list[np.ndarray]:
+        """Vectors of ``items`` in order: ``(N, D)``, or a list of ``[L, H]`` arrays when not global.
+
+        Raises when the encoder refuses an item; :meth:`embed_items` sets such items aside instead.
+        """
+        progress = self.options.show_progress if show_progress is None else show_progress
         outputs: list[np.ndarray | None] = [None] * len(items)
         scope = "global" if global_features else "local"
         keys = [self._vector_key(item, scope) for item in items]
@@ -358,7 +467,7 @@ class Pipeline:
             else:
                 missing.setdefault(item.tower, []).append(index)
         for tower, indices in missing.items():
-            vectors = self._encode(tower, [items[i].data for i in indices], global_features)
+            vectors = self._encode(tower, [items[i].data for i in indices], global_features, progress)
             for index, vector in zip(indices, vectors, strict=True):
                 outputs[index] = vector
                 if self.cache is not None:
@@ -369,17 +478,41 @@ class Pipeline:
             return np.zeros((0, self.model.embedding_dim), dtype=np.float32)
         return np.stack(outputs).astype(np.float32)
 
+    def embed_items(
+        self, items: Sequence[Item], global_features: bool = True, show_progress: bool | None = None
+    ) -> Embeddings:
+        """The vectors of ``items``; when the encoder refuses one, each item is tried alone and only the
+        refused ones fail (with their reason), the others keep their vectors."""
+        try:
+            return Embeddings(list(items), self.embed(items, global_features, show_progress))
+        except Exception:  # the items at fault are found below, each tried alone
+            pass
+        kept: list[Item] = []
+        vectors: list[np.ndarray] = []
+        failures: list[InputError] = []
+        for item in items:
+            try:
+                vectors.extend(self.embed([item], global_features, show_progress=False))
+            except Exception as exc:
+                failures.append(as_input_error(item.id, exc))
+                continue
+            kept.append(item)
+        if not global_features:
+            return Embeddings(kept, vectors, failures)
+        matrix = np.stack(vectors) if vectors else np.zeros((0, self.model.embedding_dim), np.float32)
+        return Embeddings(kept, matrix, failures)
+
     def _vector_key(self, item: Item, scope: str) -> str:
         data = item.data
         content = data.tobytes() + str(data.shape).encode() if isinstance(data, np.ndarray) else data
         return digest("vector", self.model.fingerprint, item.tower, scope, content)
 
-    def _encode(self, tower: Tower, data: list, global_features: bool):
+    def _encode(self, tower: Tower, data: list, global_features: bool, show_progress: bool):
         self.encoder_calls += 1
         options = {
             "global_features": global_features,
             "batch_size": self.options.batch_size,
-            "show_progress": self.options.show_progress,
+            "show_progress": show_progress,
         }
         if tower == "text":
             return self.model.encode_text(data, **options)
@@ -389,8 +522,25 @@ class Pipeline:
 
     # ------------------------------------------------------------------ both
 
+    def iter_embeddings(
+        self, files: Sequence[tuple[Path, FileKind]], global_features: bool = True
+    ) -> Iterator[Embeddings]:
+        """The embeddings of ``files``, :attr:`~PipelineOptions.chunk_files` files at a time, so that a
+        caller can keep each chunk's vectors (write them out) before the next chunk is read. One progress
+        bar counts the files."""
+        step = max(1, self.options.chunk_files)
+        with progress_bar(len(files), "embedding", self.options.show_progress) as bar:
+            for start in range(0, len(files), step):
+                chunk = files[start : start + step]
+                items, failures = self.items_from_files(chunk, show_progress=False)
+                result = self.embed_items(items, global_features, show_progress=False)
+                result.failures[:0] = failures
+                yield result
+                bar.advance(len(chunk))
+
     def embed_paths(self, paths: Iterable[str | Path], global_features: bool = True) -> Embeddings:
         """Every recognised file under ``paths``: items, their vectors, failures and skipped files."""
         files, skipped = self.collect(paths)
         items, failures = self.items_from_files(files)
-        return Embeddings(items, self.embed(items, global_features), failures, skipped)
+        result = self.embed_items(items, global_features)
+        return Embeddings(result.items, result.vectors, failures + result.failures, skipped)

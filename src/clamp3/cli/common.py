@@ -22,7 +22,10 @@ _MODEL_OPTIONS = (
     click.option("--device", default=None, help="cpu, cuda, cuda:1 ... [cuda if available]."),
     click.option("--no-cache", is_flag=True, help="Do not read or write the feature cache."),
     click.option(
-        "--mert", default="mert-v1-95m", show_default=True, help="MERT model name or folder (audio)."
+        "--mert",
+        default="mert-v1-95m",
+        show_default=True,
+        help="MERT model name or folder (audio, for saas and c2).",
     ),
     click.option(
         "--captioner", default="blip-base", show_default=True, help="Captioner name or folder (images)."

@@ -12,7 +12,7 @@ from clamp3.convert import CONVERTERS, ConvertOptions, convert
 from clamp3.errors import Clamp3Error
 
 _HELP = (
-    "Convert files and folders into model input; outputs mirror the input tree under OUT_DIR.\n\n\b\n"
+    "Convert files and folders into model input; outputs mirror the input tree under the -o folder.\n\n\b\n"
     + "\n".join(f"{name:<16} {spec.summary}" for name, spec in CONVERTERS.items())
     + "\n\nExisting outputs are kept (a re-run only does what is missing). "
     "Exit code 1 if any file failed."

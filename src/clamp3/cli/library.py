@@ -137,6 +137,7 @@ def add_command(
 @click.argument("query", required=False, type=click.Path(path_type=Path))
 @click.option("--text", default=None, help="Query text in any language.")
 @click.option("--like", default=None, help="The id of an item: more like this one.")
+@click.option("--include-query", is_flag=True, help="Keep the query's own item(s) among the hits.")
 @click.option("--kind", "kind", default=None, help="Only these kinds: text, symbolic, audio, or abc, midi...")
 @click.option("--where", default=None, help="SQL filter on the rows, e.g. \"composer LIKE '%Bach%'\".")
 @click.option("-k", "--top-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
@@ -149,6 +150,7 @@ def search_command(
     query: Path | None,
     text: str | None,
     like: str | None,
+    include_query: bool,
     kind: str | None,
     where: str | None,
     k: int,
@@ -162,7 +164,14 @@ def search_command(
     if text is not None or query is not None:
         library.session(cache=model_args["cache"], options=model_args["options"], device=model_args["device"])
     hits = library.search(
-        text=text, path=query, like=like, k=k, kinds=parse_kinds(kind, "--kind"), where=where, exact=exact
+        text=text,
+        path=query,
+        like=like,
+        k=k,
+        kinds=parse_kinds(kind, "--kind"),
+        where=where,
+        exact=exact,
+        include_query=include_query,
     )
     if as_json:
         for hit in hits:

@@ -45,38 +45,41 @@ def parse_kinds(modality: str | None, option: str = "--modality") -> set[FileKin
 def embed_command(
     paths: tuple[Path, ...], output: Path, local: bool, fmt: str, model_args: dict[str, Any]
 ) -> None:
-    """Embed files and folders of any modality mix."""
+    """Embed files and folders of any modality mix.
+
+    With the npy format each item's file is written as soon as its chunk of files is embedded, so an
+    interrupted run keeps its finished work; a re-run reads it back from the cache and completes the rest.
+    """
     from clamp3.api import Session, relative_id
 
     if local and fmt != "npy":
         raise click.UsageError("--local writes one .npy per item; use --format npy")
     session = Session.open(**model_args)
     ids, paths_out, kinds, vectors, failures, skipped = [], [], [], [], [], []
+    written: dict[Path, str] = {}
     for root in paths:
         files, unknown = session.pipeline.collect([root])
-        items, failed = session.pipeline.items_from_files(files)
         skipped += unknown
-        failures += failed
-        if not items:
-            continue
-        embedded = session.pipeline.embed(items, global_features=not local)
-        for item, vector in zip(items, embedded, strict=True):
-            ids.append(relative_id(item, root))
-            paths_out.append(item.id)
-            kinds.append(item.kind.value)
-            vectors.append(vector)
+        for chunk in session.pipeline.iter_embeddings(files, global_features=not local):
+            failures += chunk.failures
+            for item, vector in zip(chunk.items, chunk.vectors, strict=True):
+                relative = relative_id(item, root)
+                if fmt == "npy":
+                    target = output / npy_name(relative)
+                    if target in written:
+                        failures.append(
+                            InputError(item.id, f"its output {target} is also {written[target]}'s")
+                        )
+                        continue
+                    written[target] = item.id
+                    save_npy(target, vector[None])
+                ids.append(relative)
+                paths_out.append(item.id)
+                kinds.append(item.kind.value)
+                vectors.append(vector)
     if not ids and not failures:
         raise click.ClickException(f"no input files found in {', '.join(map(str, paths))}")
-    if fmt == "npy":
-        written: dict[Path, str] = {}
-        for relative, source, vector in zip(ids, paths_out, vectors, strict=True):
-            target = output / npy_name(relative)
-            if target in written:
-                failures.append(InputError(source, f"its output {target} is also {written[target]}'s"))
-                continue
-            written[target] = source
-            save_npy(target, vector[None])
-    elif fmt == "npz":
+    if fmt == "npz":
         matrix = np.stack(vectors) if vectors else np.zeros((0, session.model.embedding_dim), np.float32)
 
         def write(tmp: Path) -> None:
@@ -91,7 +94,7 @@ def embed_command(
                 )
 
         atomic_write(output, write)
-    else:
+    elif fmt == "parquet":
         _write_parquet(output, ids, paths_out, kinds, vectors, session.model.fingerprint)
     Console(stderr=True).print(f"{len(ids)} item(s) embedded into {output}")
     if report_problems(failures, skipped):
@@ -141,6 +144,7 @@ def hit_json(
     "--modality", default=None, help="Only these targets: text, symbolic, audio, or kinds (abc, midi...)."
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
+@click.option("--include-query", is_flag=True, help="Keep the query file among the hits when it is a target.")
 @click.option("--library", "library_dir", default=None, help="Search this library (clamp3 library) instead.")
 @model_options
 @friendly_errors
@@ -150,6 +154,7 @@ def search_command(
     k: int,
     modality: str | None,
     as_json: bool,
+    include_query: bool,
     library_dir: str | None,
     model_args: dict[str, Any],
 ) -> None:
@@ -165,7 +170,14 @@ def search_command(
     if library_dir is None and not targets:
         raise click.UsageError("give at least one target file or folder (or --library)")
     result = search(
-        query, targets, text=text, k=k, kinds=parse_kinds(modality), library=library_dir, **model_args
+        query,
+        targets,
+        text=text,
+        k=k,
+        kinds=parse_kinds(modality),
+        library=library_dir,
+        include_query=include_query,
+        **model_args,
     )
     if as_json:
         for hit in result.hits:

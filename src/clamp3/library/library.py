@@ -537,10 +537,12 @@ class Library:
         kinds: set[FileKind] | set[str] | None = None,
         where: str | None = None,
         exact: bool = False,
+        include_query: bool = False,
     ) -> list[LibraryHit]:
         """The ``k`` items most similar to the query, best first. ``kinds`` and ``where`` (a SQL filter
         on the row's columns, such as ``"composer LIKE '%Bach%'"``) restrict the candidates;
-        ``exact`` skips the ANN index."""
+        ``exact`` skips the ANN index. The query's own rows (the item of ``like``, the items of the
+        file ``path`` when the library holds it) are left out unless ``include_query``."""
         _, query = self.query_vector(text=text, path=path, vector=vector, like=like)
         filters = []
         if kinds:
@@ -548,8 +550,10 @@ class Library:
             filters.append(f"kind IN ({', '.join(sql_string(v) for v in values)})")
         if where:
             filters.append(f"({where})")
-        if like is not None:
+        if like is not None and not include_query:
             filters.append(f"id != {sql_string(like)}")
+        if path is not None and not include_query:
+            filters.append(f"file_path != {sql_string(os.path.abspath(path))}")
         return self._nearest(query, k, " AND ".join(filters) or None, exact)
 
     def _nearest(self, query: np.ndarray, k: int, where: str | None, exact: bool) -> list[LibraryHit]:
@@ -743,7 +747,9 @@ def embedded_rows(
     from clamp3.library.tags import Tags, interleaved_bars, read_tags
 
     items, failures = session.pipeline.items_from_files(files)
-    vectors = _unit(session.pipeline.embed(items)) if items else np.zeros((0, dim), np.float32)
+    embedded = session.pipeline.embed_items(items)
+    items, failures = embedded.items, failures + embedded.failures
+    vectors = _unit(embedded.vectors) if items else np.zeros((0, dim), np.float32)
     tags: dict[str, Tags] = {}
     for path, kind in files:
         tags.update(read_tags(path, kind))

@@ -43,13 +43,14 @@ def with_edge_windows(features: np.ndarray) -> np.ndarray:
     return np.concatenate([zero, features, zero])
 
 
-def load_feature_file(path: str | Path) -> np.ndarray:
+def load_feature_file(path: str | Path, expected_dim: int | None = None) -> np.ndarray:
     """The ``[n_windows, D]`` float32 features of a ``.npy`` file.
 
     Raises :class:`InputError` for a missing file, one that is no ``.npy`` array (pickles, ``.npz``
     archives), holds Python objects or non-float values, has another shape than ``[n, D]`` or
-    ``[1, n, D]``, no windows, less data than its header promises, or NaN or infinite values (checked after
-    the conversion to float32, so float64 values beyond its range count as infinite).
+    ``[1, n, D]``, no windows, ``D`` other than ``expected_dim`` (the feature size of the audio tower that
+    will read it; ``None``: any), less data than its header promises, or NaN or infinite values (checked
+    after the conversion to float32, so float64 values beyond its range count as infinite).
     """
     path = Path(path)
     try:
@@ -64,7 +65,7 @@ def load_feature_file(path: str | Path) -> np.ndarray:
             if version not in _HEADER_READERS:
                 raise InputError(path, f".npy format version {version[0]}.{version[1]} is not read")
             shape, fortran_order, dtype = _HEADER_READERS[version](handle)
-            _check_header(path, shape, dtype)
+            _check_header(path, shape, dtype, expected_dim)
             count = math.prod(shape)
             wanted, available = count * dtype.itemsize, path.stat().st_size - handle.tell()
             if available < wanted:
@@ -85,7 +86,7 @@ def load_feature_file(path: str | Path) -> np.ndarray:
     return features
 
 
-def _check_header(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
+def _check_header(path: Path, shape: tuple[int, ...], dtype: np.dtype, expected_dim: int | None) -> None:
     if dtype.hasobject:
         raise InputError(path, "holds Python objects (pickled data is never loaded)")
     if dtype.kind != "f":
@@ -94,3 +95,8 @@ def _check_header(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
         raise InputError(path, f"shape {list(shape)} is neither [n_windows, D] nor [1, n_windows, D]")
     if not shape[-2] or not shape[-1]:
         raise InputError(path, f"shape {list(shape)} holds no features (no windows or D = 0)")
+    if expected_dim is not None and shape[-1] != expected_dim:
+        raise InputError(
+            path,
+            f"shape {list(shape)}: features of size {shape[-1]}, but the audio tower reads {expected_dim}",
+        )

@@ -69,9 +69,12 @@ class FrontEnd:
             raise InputError(path, "the decoded audio holds NaN or infinite samples")
         return stack_frames(self.frames(samples), self.stack)
 
-    def file_features(self, path: str | Path) -> np.ndarray:
-        """Decode, mix down and resample a file, then :meth:`features`."""
-        return self.features(load_mono(path, self.sample_rate), path)
+    def file_features(self, path: str | Path, max_seconds: float | None = None) -> np.ndarray:
+        """Decode, mix down and resample a file, then :meth:`features`.
+
+        A file longer than ``max_seconds`` (``None``: no limit) is refused with :class:`InputError`.
+        """
+        return self.features(load_mono(path, self.sample_rate, max_seconds=max_seconds), path)
 
 
 def stack_frames(frames: np.ndarray, stack: int) -> np.ndarray:

@@ -5,12 +5,12 @@ with PIL, convert to RGB, run the BLIP processor, ``generate()`` with the checkp
 (greedy search, at most 20 tokens counting the start token) and decode without special tokens.
 :class:`BlipCaptioner` does the same, a batch of images at a time. Any other model can be used
 through the :class:`Captioner` protocol. An image with a hand-written caption file beside it
-(``harp.caption.txt`` for ``harp.jpg``, see :func:`read_caption_sidecar`) needs no captioner.
+(``harp.caption.txt`` for ``harp.jpg``, see :func:`clamp3.preprocess.captions.read_caption_sidecar`)
+needs no captioner.
 """
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +21,6 @@ from PIL import Image
 from transformers import BlipForConditionalGeneration, BlipProcessor
 
 from clamp3.errors import CheckpointError, InputError
-from clamp3.modality import caption_sidecar
 
 # transformers 4.x generated at most ``max_length=20`` tokens, start token included, for a checkpoint
 # that sets no limit (the reference's case); transformers 5 would allow 20 *new* tokens instead.
@@ -106,26 +105,6 @@ def load_image(path: str | Path) -> Image.Image:
         raise InputError(path, "not a readable image (unknown or corrupt format)") from exc
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise InputError(path, f"cannot decode the image ({_first_line(exc)})") from exc
-
-
-def read_caption_sidecar(image: str | Path) -> str | None:
-    """The caption written in ``image``'s caption file (``<image stem>.caption.txt`` beside it), stripped
-    and NFC-normalised; ``None`` when there is no such file or it holds only white space.
-
-    Raises :class:`InputError` naming the caption file when it cannot be read or is not UTF-8.
-    """
-    sidecar = caption_sidecar(image)
-    try:
-        data = sidecar.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise InputError(sidecar, f"cannot read the caption file ({exc.strerror or exc})") from exc
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(sidecar, f"the caption file is not UTF-8 text (byte {exc.start})") from exc
-    return unicodedata.normalize("NFC", text).strip() or None
 
 
 @dataclass(frozen=True)

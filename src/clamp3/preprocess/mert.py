@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from transformers import HubertConfig, HubertModel
 
-from clamp3.errors import CheckpointError, InputError
+from clamp3.errors import CheckpointError, InputError, as_input_error
 from clamp3.precision import autocast_dtype, run_in_float32
 from clamp3.preprocess.audio import (
     DEFAULT_BLOCK_FRAMES,
@@ -270,12 +270,15 @@ class MertExtractor:
         batch_size: int = 8,
         show_progress: bool = False,
         block_frames: int = DEFAULT_BLOCK_FRAMES,
+        *,
+        max_seconds: float | None = None,
     ) -> Iterator[MertResult]:
         """Yield one :class:`MertResult` per path, in input order, as soon as each is complete.
 
         Files are decoded in two streamed passes (statistics, then windows), so memory does not grow with
         a file's length. Up to ``batch_size`` windows of equal length, from any files, share a forward
-        pass. A file that cannot be read gets a result with ``error`` set; the others go on.
+        pass. A file that cannot be read, or is longer than ``max_seconds`` (``None``: no limit), gets a
+        result with ``error`` set; the others go on.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -283,7 +286,7 @@ class MertExtractor:
         batcher = _Batcher(batch_size)
         with progress_bar(len(paths), "MERT features", enabled=show_progress) as bar:
             for path in paths:
-                waiting.append(self._start(Path(path), batcher, block_frames))
+                waiting.append(self._start(Path(path), batcher, block_frames, max_seconds))
                 while waiting and waiting[0].done:
                     yield waiting.popleft().result
                     bar.advance()
@@ -299,23 +302,27 @@ class MertExtractor:
         batch_size: int = 8,
         show_progress: bool = False,
         block_frames: int = DEFAULT_BLOCK_FRAMES,
+        *,
+        max_seconds: float | None = None,
     ) -> list[MertResult]:
         """One :class:`MertResult` per path, in input order (see :meth:`iter_extract`)."""
-        return list(self.iter_extract(paths, batch_size, show_progress, block_frames))
+        return list(
+            self.iter_extract(paths, batch_size, show_progress, block_frames, max_seconds=max_seconds)
+        )
 
-    def _start(self, path: Path, batcher: _Batcher, block_frames: int) -> _Job:
+    def _start(self, path: Path, batcher: _Batcher, block_frames: int, max_seconds: float | None) -> _Job:
         """Decode ``path`` and queue its windows, running the batches that fill up on the way."""
         job = _Job(MertResult(path), np.empty((0, self.hidden_size), np.float32), 0)
         try:
-            stats = scan_audio(path, self.spec, block_frames)
+            stats = scan_audio(path, self.spec, block_frames, max_seconds=max_seconds)
             job.missing = len(window_lengths(stats.num_samples, self.spec))
             job.window_vectors = np.empty((job.missing, self.hidden_size), np.float32)
             for index, window in enumerate(iter_windows(path, self.spec, stats, block_frames)):
                 batcher.add(job, index, window)
                 for group in batcher.ready():
                     self._run(group)
-        except InputError as exc:
-            job.result.error = exc
+        except Exception as exc:  # one file must never stop a batch
+            job.result.error = as_input_error(path, exc)
         return job
 
     def _run(self, group: list[tuple[_Job, int, np.ndarray]]) -> None:

@@ -21,8 +21,9 @@ Beyond the reference:
 * type 2 files (independent sequences) are played one after another: each track starts where the previous
   one ended (its ``end_of_track``), then the merge works as for type 0/1;
 * broken files (data bytes above 127, truncated or non-MIDI data, undecodable meta events, unsupported
-  formats, delta times over :data:`MAX_DELTA_TICKS`) raise :class:`~clamp3.errors.InputError` with a
-  one-line reason;
+  formats, delta times over :data:`MAX_DELTA_TICKS`, over :data:`MAX_TRACKS` tracks) raise
+  :class:`~clamp3.errors.InputError` with a one-line reason, and so do files without notes when the MTF is
+  to be embedded (``require_notes=True``);
 * :func:`mtf_to_midi` reads MTF back into a one-track MIDI file, including sequencer-specific and unknown
   meta events with one or no data bytes, which the reference's converter cannot read.
 """
@@ -49,6 +50,9 @@ M3_DROPPED_META_TYPES = frozenset(
 MAX_DELTA_TICKS = 0x0FFFFFFF
 """The largest delta time a Standard MIDI File can hold: a variable-length quantity of at most 4 bytes."""
 
+MAX_TRACKS = 0x7FFF
+"""The most tracks a file may declare: mido reads the 16-bit count as signed, so more would read as none."""
+
 _TEXT_FIELDS = frozenset({"text", "name"})
 _TOKEN = re.compile(r"\[[^\]]*\]|\([^)]*\)|\S+")
 
@@ -66,19 +70,22 @@ def read_midi(source: Source, name: str | None = None) -> mido.MidiFile:
     """Parse a Standard MIDI File given as a path or as its bytes (mido defaults: strict, latin-1 text).
 
     ``name`` is the file named in errors; it defaults to the path, or ``<bytes>``.
-    Raises :class:`InputError` when the file cannot be read or is not a valid type 0, 1 or 2 MIDI file.
+    Raises :class:`InputError` when the file cannot be read, is not a valid type 0, 1 or 2 MIDI file, or
+    declares more than :data:`MAX_TRACKS` tracks.
     """
+    name = name or _source_name(source)
     if isinstance(source, bytes):
-        name = name or "<bytes>"
         data = source
     else:
-        name = name or os.fspath(source)
         try:
             data = Path(source).read_bytes()
         except OSError as exc:
             raise InputError(name, exc.strerror or str(exc)) from exc
     if not data:
         raise InputError(name, "empty file")
+    tracks = int.from_bytes(data[10:12], "big") if data.startswith(b"MThd") else 0
+    if tracks > MAX_TRACKS:  # mido reads the count as signed: it would read no track at all
+        raise InputError(name, f"the header declares {tracks} tracks; more than {MAX_TRACKS} are not read")
     stream = io.BytesIO(data)
     try:
         midi = mido.MidiFile(file=stream)
@@ -97,6 +104,11 @@ def read_midi(source: Source, name: str | None = None) -> mido.MidiFile:
                     "ticks (a variable-length quantity longer than 4 bytes)",
                 )
     return midi
+
+
+def _source_name(source: Source) -> str:
+    """How errors name a source given without a name: its path, or ``<bytes>``."""
+    return "<bytes>" if isinstance(source, bytes) else os.fspath(source)
 
 
 def _describe(exc: Exception) -> str:
@@ -149,18 +161,30 @@ def event_line(delta: int, msg: mido.Message | mido.MetaMessage) -> str:
     return " ".join(str(value) for value in fields.values()).encode("unicode_escape").decode("ascii")
 
 
-def midi_to_mtf(source: Source, m3_compatible: bool = True, *, name: str | None = None) -> str:
+def midi_to_mtf(
+    source: Source, m3_compatible: bool = True, *, name: str | None = None, require_notes: bool = False
+) -> str:
     """The MTF text of a MIDI file (path or bytes), exactly as the reference writes it.
 
     ``m3_compatible=True`` drops the metas in :data:`M3_DROPPED_META_TYPES` (and their delta times).
-    Raises :class:`InputError` for a file that is not valid MIDI.
+    Raises :class:`InputError` for a file that is not valid MIDI, and with ``require_notes`` (for
+    embedding: the MTF of such a file describes silence) for one without a ``note_on`` of velocity above 0.
     """
     midi = read_midi(source, name)
+    if require_notes and not has_notes(midi):
+        raise InputError(
+            name or _source_name(source), "no notes (no note_on with a velocity): nothing to embed"
+        )
     lines = [f"ticks_per_beat {midi.ticks_per_beat}"]
     for delta, msg in merged_events(midi):
         if not (m3_compatible and msg.type in M3_DROPPED_META_TYPES):
             lines.append(event_line(delta, msg))
     return "\n".join(lines)
+
+
+def has_notes(midi: mido.MidiFile) -> bool:
+    """Whether any track of ``midi`` starts a note (a ``note_on`` with a velocity above 0)."""
+    return any(msg.type == "note_on" and msg.velocity for track in midi.tracks for msg in track)
 
 
 def mtf_to_midi(text: str, *, name: str = "<mtf>") -> mido.MidiFile:

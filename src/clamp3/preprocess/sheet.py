@@ -23,15 +23,16 @@ Routes, per file kind:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from clamp3.errors import InputError
+from clamp3.modality import FileKind, kind_from_extension
 from clamp3.preprocess.abc_convert import (
     MUSICXML_SUFFIXES,
     Conversion,
     abc_to_musicxml,
-    is_musicxml_path,
     musicxml_to_abc,
     read_musicxml,
 )
@@ -112,18 +113,48 @@ def abc_file_tunes(path: str | os.PathLike[str]) -> list[AbcTune]:
     return tunes
 
 
-def sheet_to_interleaved(path: str | os.PathLike[str]) -> list[SymbolicItem]:
+def sheet_file_items(
+    path: str | os.PathLike[str],
+    kind: FileKind | None = None,
+    check_tune: Callable[[str, str], None] | None = None,
+) -> list[SymbolicItem | InputError]:
+    """The interleaved-ABC items of a sheet music file, each tune converted on its own.
+
+    ``kind`` (ABC or MusicXML) chooses the route; by default the file name's extension does. A tune
+    that cannot be converted is an :class:`InputError` (named ``path#<X>``) in its place, so the other
+    tunes of a file still count; a file that cannot be read at all raises :class:`InputError`.
+    ``check_tune(id, text)`` may refuse a tune before it is converted (size limits).
+    """
+    name = os.fspath(path)
+    kind = kind or kind_from_extension(name)
+    if kind is FileKind.MUSICXML:
+        return [_item(name, xml_to_interleaved(name))]
+    if kind is not FileKind.ABC:
+        raise InputError(name, f"not a sheet music file (expected one of {', '.join(SHEET_SUFFIXES)})")
+    results: list[SymbolicItem | InputError] = []
+    for tune in abc_file_tunes(name):
+        try:
+            if check_tune is not None:
+                check_tune(tune.id, tune.text)
+            results.append(_item(tune.id, tune_to_interleaved(tune.text, source=tune.id)))
+        except InputError as error:
+            results.append(error)
+        except Exception as exc:  # one tune must never take the others of its file with it
+            results.append(InputError.unexpected(tune.id, exc))
+    return results
+
+
+def sheet_to_interleaved(path: str | os.PathLike[str], kind: FileKind | None = None) -> list[SymbolicItem]:
     """The interleaved-ABC items of a sheet music file (``.abc``, ``.mxl``, ``.musicxml``, ``.xml``).
 
     Raises :class:`InputError` for a file (or the first of its tunes, named ``path#<X>``) that cannot be
-    converted; use :func:`abc_file_tunes` and :func:`tune_to_interleaved` to go on past failing tunes.
+    converted; :func:`sheet_file_items` goes on past failing tunes.
     """
-    name = os.fspath(path)
-    if is_musicxml_path(name):
-        return [_item(name, xml_to_interleaved(name))]
-    if Path(name).suffix.lower() != ".abc":
-        raise InputError(name, f"not a sheet music file (expected one of {', '.join(SHEET_SUFFIXES)})")
-    return [_item(tune.id, tune_to_interleaved(tune.text, source=tune.id)) for tune in abc_file_tunes(name)]
+    items = sheet_file_items(path, kind)
+    for item in items:
+        if isinstance(item, InputError):
+            raise item
+    return items  # type: ignore[return-value]
 
 
 def _item(item_id: str, conversion: Conversion) -> SymbolicItem:

@@ -1,0 +1,55 @@
+"""Size limits on one input, so that no single file can take a batch's memory or hours of its time.
+
+Every limit is checked before the expensive step it protects (reading, converting, encoding) and a
+file past one fails alone, with a reason naming the limit; nothing is truncated, because a cut input
+would give a different vector than the whole one. The defaults let through every real piece we know
+of; raise them through :class:`~clamp3.pipeline.PipelineOptions` for unusual collections.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from clamp3.errors import InputError
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """The largest input of each kind clamp3 embeds (``None`` switches a limit off)."""
+
+    max_file_bytes: int | None = 1 << 30
+    """Any file (1 GiB: an hour of 16-bit stereo WAV at 96 kHz fits)."""
+    max_text_chars: int | None = 100_000
+    """A text or caption: about 200 of the text tower's 128-token segments."""
+    max_abc_chars: int | None = 200_000
+    """One ABC tune before conversion (the converters take about 40 s for this much)."""
+    max_abc_line_chars: int | None = 10_000
+    """One line of an ABC tune; abc2xml's time grows with the square of a line without bar lines."""
+    max_symbolic_patches: int | None = 100_000
+    """Converted symbolic music (interleaved ABC or MTF): about 200 of the M3 tower's segments."""
+    max_audio_seconds: float | None = 3600.0
+    """An audio file's duration."""
+
+    def check_file(self, path: Path) -> None:
+        """Refuse a file larger than :attr:`max_file_bytes` (``OSError`` if it cannot be read)."""
+        size = path.stat().st_size
+        if self.max_file_bytes is not None and size > self.max_file_bytes:
+            raise InputError(path, f"{size} bytes, over the limit of {self.max_file_bytes} bytes")
+
+    def check_text(self, source: str | Path, text: str) -> None:
+        _check_count(source, len(text), self.max_text_chars, "characters of text")
+
+    def check_abc_tune(self, source: str | Path, tune: str) -> None:
+        _check_count(source, len(tune), self.max_abc_chars, "characters of ABC")
+        if self.max_abc_line_chars is not None:
+            longest = max(map(len, tune.split("\n")), default=0)
+            _check_count(source, longest, self.max_abc_line_chars, "characters on one ABC line")
+
+    def check_patches(self, source: str | Path, patches: int) -> None:
+        _check_count(source, patches, self.max_symbolic_patches, "patches of symbolic music")
+
+
+def _check_count(source: str | Path, count: int, limit: int | None, what: str) -> None:
+    if limit is not None and count > limit:
+        raise InputError(source, f"{count} {what}, over the limit of {limit}")
