@@ -325,3 +325,46 @@ def test_kill_9_keeps_finished_outputs_and_a_rerun_completes(reference_dir, mode
         np.testing.assert_allclose(np.load(out / relative), np.load(clean / relative), atol=1e-5)
     for path, vector in finished.items():
         np.testing.assert_array_equal(np.load(path), vector)
+
+
+def test_limits_are_set_from_the_command_line(model_dir, mert_dir, tmp_path):
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "a.txt").write_text("an irish reel for four voices\n")
+    (tmp_path / "texts" / "b.txt").write_text("a reel\n")
+    base = [
+        "embed",
+        str(tmp_path / "texts"),
+        "-o",
+        str(tmp_path / "out"),
+        "--model",
+        str(model_dir),
+        "--quiet",
+    ]
+    result = CliRunner().invoke(main, [*base, "--limit", "max_text_chars=10"])
+    assert result.exit_code == 1
+    assert (
+        f"failed: {tmp_path / 'texts' / 'a.txt'}: 30 characters of text, over the limit of 10"
+        in result.output
+    )
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.npy"]
+    result = CliRunner().invoke(
+        main, [*base, "--limit", "max_text_chars=none", "--limit", "max_file_bytes=1e9"]
+    )
+    assert result.exit_code == 2 and "'max_file_bytes=1e9': '1e9' is not a number" in result.output
+    result = CliRunner().invoke(main, [*base, "--limit", "max_text_chars=none"])
+    assert result.exit_code == 0 and sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "a.npy",
+        "b.npy",
+    ]
+    assert InputLimits().with_settings(["max_audio_seconds=1.5"]).max_audio_seconds == 1.5
+    with pytest.raises(ValueError, match="NAME one of max_file_bytes"):
+        InputLimits().with_settings(["seconds=3"])
+
+
+def test_utf16_abc_is_read(model_dir, mert_dir, tmp_path):
+    tune = THREE_TUNES.split("\n\n")[0] + "\n"
+    (tmp_path / "utf8.abc").write_text(tune)
+    (tmp_path / "utf16.abc").write_bytes(tune.encode("utf-16"))  # with a byte-order mark
+    result = _pipeline(model_dir, mert_dir, None).embed_paths([tmp_path / "utf16.abc", tmp_path / "utf8.abc"])
+    assert result.failures == [] and len(result.items) == 2
+    np.testing.assert_allclose(result.vectors[0], result.vectors[1], atol=1e-6)

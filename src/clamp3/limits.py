@@ -8,7 +8,8 @@ of; raise them through :class:`~clamp3.pipeline.PipelineOptions` for unusual col
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from clamp3.errors import InputError
@@ -30,6 +31,25 @@ class InputLimits:
     """Converted symbolic music (interleaved ABC or MTF): about 200 of the M3 tower's segments."""
     max_audio_seconds: float | None = 3600.0
     """An audio file's duration."""
+
+    def with_settings(self, settings: Iterable[str]) -> InputLimits:
+        """These limits changed by ``NAME=VALUE`` strings (``max_text_chars=500000``; ``none`` switches a
+        limit off). :class:`ValueError` names a bad setting and the choices."""
+        kinds = {field.name: (float if "seconds" in field.name else int) for field in fields(self)}
+        changes: dict[str, float | int | None] = {}
+        for setting in settings:
+            name, _, value = setting.partition("=")
+            name = name.strip()
+            if name not in kinds or not value.strip():
+                raise ValueError(f"{setting!r}: give NAME=VALUE with NAME one of {', '.join(kinds)}")
+            try:
+                number = None if value.strip().lower() == "none" else kinds[name](value)
+            except ValueError:
+                raise ValueError(f"{setting!r}: {value!r} is not a number (or none)") from None
+            if number is not None and number <= 0:
+                raise ValueError(f"{setting!r}: a limit must be positive (or none)")
+            changes[name] = number
+        return replace(self, **changes)
 
     def check_file(self, path: Path) -> None:
         """Refuse a file larger than :attr:`max_file_bytes` (``OSError`` if it cannot be read)."""

@@ -31,6 +31,14 @@ _MODEL_OPTIONS = (
         "--captioner", default="blip-base", show_default=True, help="Captioner name or folder (images)."
     ),
     click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
+    click.option(
+        "--limit",
+        "limits",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="Change an input size limit, e.g. max_text_chars=500000 or max_audio_seconds=none (repeatable; "
+        "names in clamp3.limits.InputLimits).",
+    ),
     click.option("--quiet", is_flag=True, help="No progress bars."),
 )
 
@@ -41,9 +49,15 @@ def model_options(command: Callable) -> Callable:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from clamp3.limits import InputLimits
         from clamp3.pipeline import PipelineOptions
 
+        try:
+            limits = InputLimits().with_settings(kwargs.pop("limits"))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--limit") from None
         options = PipelineOptions(
+            limits=limits,
             mert=kwargs.pop("mert"),
             captioner=kwargs.pop("captioner"),
             batch_size=kwargs.pop("batch_size"),

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clamp3.errors import InputError
-from clamp3.modality import FileKind, kind_from_extension
+from clamp3.modality import FileKind, kind_from_extension, text_encoding
 from clamp3.preprocess.abc_convert import (
     MUSICXML_SUFFIXES,
     Conversion,
@@ -43,7 +43,9 @@ from clamp3.preprocess.abc_tunes import (
     is_interleaved,
     is_xml2abc_shaped,
     split_abc_tunes,
+    stray_header_line,
 )
+from clamp3.preprocess.text import decode_text
 
 SHEET_SUFFIXES = (*MUSICXML_SUFFIXES, ".abc")
 """File name endings taken as sheet music, compared case-insensitively."""
@@ -89,6 +91,9 @@ def tune_to_interleaved(tune: str, source: str = "<abc>") -> Conversion:
     xml = abc_to_musicxml(tune, source=source)
     interleaved = musicxml_to_interleaved(xml.text.encode("utf-8"), source=source)
     warnings = [w for w in xml.warnings if not w.startswith(_ABC2XML_NOISE)]
+    stray = stray_header_line(tune)
+    if stray is not None:
+        warnings.append(f"the header has a line that is no field, {stray!r}; the music is read from there on")
     return Conversion(interleaved.text, _prefixed("abc2xml", warnings) + interleaved.warnings)
 
 
@@ -100,6 +105,11 @@ def read_abc(path: str | os.PathLike[str]) -> str:
         raise InputError(path, exc.strerror or str(exc)) from exc
     if not data.strip():
         raise InputError(path, "the file is empty")
+    if text_encoding(data) not in ("utf-8-sig", "utf-8"):  # UTF-16 or UTF-32 with a byte-order mark
+        try:
+            data = decode_text(data).encode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(path, f"not {text_encoding(data)} text (byte {exc.start})") from exc
     if b"\x00" in data:  # abc2xml would read binary data decoded as Latin-1 as notes
         raise InputError(path, f"binary data, not ABC text (a NUL byte at offset {data.index(0)})")
     return decode_abc(data)
