@@ -266,6 +266,13 @@ class SearchResult:
     failures: list[InputError] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        best = f", best {self.hits[0].path!r} ({self.hits[0].score:.4f})" if self.hits else ""
+        return (
+            f"SearchResult(query={self.query!r}, {len(self.hits)} hits of {self.candidates} candidates"
+            f"{best}, {len(self.failures)} failures)"
+        )
+
 
 def query_vector(session: Session | None, query: PathLike | None, text: str | None) -> tuple[str, np.ndarray]:
     """The label and vector of a search query: a text, a file, or a precomputed ``.npy`` vector."""
@@ -452,6 +459,12 @@ class ZeroShotResult:
     @property
     def predictions(self) -> list[str]:
         return [self.labels[i] for i in self.probabilities.argmax(axis=1)]
+
+    def __repr__(self) -> str:
+        return (
+            f"ZeroShotResult({len(self.ids)} items, labels={list(self.labels)}, "
+            f"{len(self.failures)} failures)"
+        )
 
 
 def zero_shot(

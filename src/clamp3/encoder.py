@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,6 +32,9 @@ from clamp3.model.segments import split_segments
 from clamp3.model.towers import AttentionImpl, CLaMP3Model, Tower, masked_mean
 from clamp3.preprocess.features import with_edge_windows
 from clamp3.preprocess.text import join_lines
+
+if TYPE_CHECKING:
+    from clamp3.preprocess.sheet import SymbolicItem
 
 
 def _load_weights(name_or_path: str | Path) -> LoadedWeights:
@@ -138,10 +142,13 @@ class CLaMP3(EncoderBase):
         global_features: bool = True,
         batch_size: int = 32,
         show_progress: bool = False,
-    ) -> np.ndarray | list[np.ndarray]:
+        normalize: bool = False,
+        convert_to_tensor: bool = False,
+    ) -> Any:
         """Embed already-tokenized texts (each a list of ids including ``<s>``/``</s>``)."""
         items = checked_token_ids(ids, self.config.text.encoder.vocab_size)
-        return self._encode("text", items, global_features, batch_size, show_progress)
+        vectors = self._encode("text", items, global_features, batch_size, show_progress)
+        return self._output(vectors, normalize, convert_to_tensor)
 
     def pooled_text_features(self, texts: Sequence[str], batch_size: int = 32, layer: int = -1) -> np.ndarray:
         """``[N, text hidden size]``: the masked mean of the text encoder's last hidden states, before the
@@ -177,21 +184,26 @@ class CLaMP3(EncoderBase):
 
     def encode_symbolic(
         self,
-        texts: Sequence[str],
+        texts: Sequence[str] | Sequence[SymbolicItem],
         *,
         global_features: bool = True,
         batch_size: int = 32,
         show_progress: bool = False,
-    ) -> np.ndarray | list[np.ndarray]:
-        """Embed symbolic music given as interleaved ABC or MTF text."""
+        normalize: bool = False,
+        convert_to_tensor: bool = False,
+    ) -> Any:
+        """Embed symbolic music given as interleaved ABC or MTF text, or as the items
+        :func:`~clamp3.preprocess.sheet.sheet_to_interleaved` returns (anything with a ``text``)."""
         require_list(texts, "texts")
         items = []
         for i, text in enumerate(texts):
+            text = getattr(text, "text", text)
             try:
                 items.append(self.patchilizer.encode(text, add_special_patches=True))
             except ValueError as exc:
                 raise ValueError(f"symbolic input {i}: {exc}") from None
-        return self._encode("symbolic", items, global_features, batch_size, show_progress)
+        vectors = self._encode("symbolic", items, global_features, batch_size, show_progress)
+        return self._output(vectors, normalize, convert_to_tensor)
 
     def encode_audio_features(
         self,
@@ -200,7 +212,9 @@ class CLaMP3(EncoderBase):
         global_features: bool = True,
         batch_size: int = 32,
         show_progress: bool = False,
-    ) -> np.ndarray | list[np.ndarray]:
+        normalize: bool = False,
+        convert_to_tensor: bool = False,
+    ) -> Any:
         """Embed per-window audio features, each ``[n_windows, D]`` or ``[1, n_windows, D]``.
 
         As in the reference, a zero vector is added before and after the windows.
@@ -220,7 +234,8 @@ class CLaMP3(EncoderBase):
             if len(array) == 0:
                 raise ValueError(f"audio features {i}: no windows")
             items.append(with_edge_windows(array))
-        return self._encode("audio", items, global_features, batch_size, show_progress)
+        vectors = self._encode("audio", items, global_features, batch_size, show_progress)
+        return self._output(vectors, normalize, convert_to_tensor)
 
     # ------------------------------------------------------------------ segments
 

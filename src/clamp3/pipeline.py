@@ -73,6 +73,17 @@ class Embeddings:
     skipped: list[Path] = field(default_factory=list)
     """Files whose kind could not be recognised."""
 
+    def __repr__(self) -> str:
+        vectors = (
+            f"vectors {tuple(self.vectors.shape)}"
+            if isinstance(self.vectors, np.ndarray)
+            else f"{len(self.vectors)} local feature arrays"
+        )
+        return (
+            f"Embeddings({len(self.items)} items, {vectors}, "
+            f"{len(self.failures)} failures, {len(self.skipped)} skipped)"
+        )
+
 
 @dataclass
 class PipelineOptions:

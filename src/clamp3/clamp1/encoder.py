@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -110,10 +111,13 @@ class CLaMP1(EncoderBase):
         global_features: bool = True,
         batch_size: int = 32,
         show_progress: bool = False,
-    ) -> np.ndarray | list[np.ndarray]:
+        normalize: bool = False,
+        convert_to_tensor: bool = False,
+    ) -> Any:
         """Embed already-tokenized texts (each a list of ids including ``<s>``/``</s>``)."""
         items = checked_token_ids(ids, self.config.text.vocab_size, self.config.max_text_tokens)
-        return self._encode("text", items, global_features, batch_size, show_progress)
+        vectors = self._encode("text", items, global_features, batch_size, show_progress)
+        return self._output(vectors, normalize, convert_to_tensor)
 
     def encode_symbolic(
         self,
@@ -122,7 +126,9 @@ class CLaMP1(EncoderBase):
         global_features: bool = True,
         batch_size: int = 32,
         show_progress: bool = False,
-    ) -> np.ndarray | list[np.ndarray]:
+        normalize: bool = False,
+        convert_to_tensor: bool = False,
+    ) -> Any:
         """Embed ABC notation, cut to ``config.music_length`` patches (the last one the eos patch if it fits).
 
         Give the text the model should see: for MusicXML that is
@@ -142,7 +148,8 @@ class CLaMP1(EncoderBase):
                 items.append(encode_music(text, config.music_length, patch_length=config.patch_length))
             except ValueError as exc:
                 raise ValueError(f"symbolic input {i}: {exc}") from None
-        return self._encode("music", items, global_features, batch_size, show_progress)
+        vectors = self._encode("music", items, global_features, batch_size, show_progress)
+        return self._output(vectors, normalize, convert_to_tensor)
 
     def encode_audio_features(
         self,

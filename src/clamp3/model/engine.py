@@ -51,6 +51,13 @@ def checked_token_ids(
     return arrays
 
 
+def _rows(vectors: Any) -> torch.Tensor:
+    """Vectors (an array, a tensor or a list) as a float32 CPU tensor of rows."""
+    if isinstance(vectors, torch.Tensor):
+        return torch.atleast_2d(vectors.detach().cpu().float())
+    return torch.atleast_2d(torch.as_tensor(np.asarray(vectors, dtype=np.float32)))
+
+
 class EncoderBase:
     """A loaded model with its device, autocast dtype and tokenizer. Subclasses set ``family``."""
 
@@ -113,6 +120,41 @@ class EncoderBase:
             model, device=device, dtype=dtype, tokenizer_dir=weights.tokenizer_dir, fingerprint=fingerprint
         )
 
+    def __repr__(self) -> str:
+        dtype = str(self.autocast_dtype).removeprefix("torch.") if self.autocast_dtype else "float32"
+        return (
+            f"{type(self).__name__}(dim={self.embedding_dim}, device='{self.device}', dtype={dtype}, "
+            f"fingerprint='{self.fingerprint[:12]}')"
+        )
+
+    @staticmethod
+    def similarity(first: Any, second: Any) -> Any:
+        """Cosine similarity of every row of ``first`` (``[N, D]``) with every row of ``second`` (``[M, D]``):
+        an ``[N, M]`` array, or a tensor when ``first`` is one. A single vector counts as one row."""
+        as_tensor = isinstance(first, torch.Tensor)
+        a = torch.as_tensor(np.asarray(first.cpu() if as_tensor else first, dtype=np.float32))
+        b = (
+            first.new_tensor(second).cpu().float()
+            if as_tensor
+            else torch.as_tensor(np.asarray(second, np.float32))
+        )
+        a, b = torch.atleast_2d(a), torch.atleast_2d(b)
+        if a.shape[-1] != b.shape[-1]:
+            raise ValueError(f"vectors of {a.shape[-1]} and {b.shape[-1]} dimensions cannot be compared")
+        scores = torch.nn.functional.normalize(a, dim=-1) @ torch.nn.functional.normalize(b, dim=-1).T
+        return scores if isinstance(first, torch.Tensor) else scores.numpy()
+
+    @staticmethod
+    def _output(result: Any, normalize: bool, convert_to_tensor: bool) -> Any:
+        """An encoder's result as asked: unit-length vectors (each position of local features) and/or
+        torch tensors instead of numpy arrays."""
+        arrays = [result] if isinstance(result, np.ndarray) else list(result)
+        if normalize:
+            arrays = [a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-12) for a in arrays]
+        if convert_to_tensor:
+            arrays = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
+        return arrays[0] if isinstance(result, np.ndarray) else arrays
+
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         raise NotImplementedError
 
@@ -126,13 +168,22 @@ class EncoderBase:
         global_features: bool = True,
         batch_size: int = 32,
         show_progress: bool = False,
-    ) -> np.ndarray | list[np.ndarray]:
-        """Embed texts: :meth:`tokenize`, then :meth:`encode_text_ids`."""
+        normalize: bool = False,
+        convert_to_tensor: bool = False,
+    ) -> Any:
+        """Embed texts: :meth:`tokenize`, then :meth:`encode_text_ids`.
+
+        Every ``encode_*`` method returns ``[N, D]`` numpy vectors in input order (or, with
+        ``global_features=False``, one ``[L, H]`` array per input); ``normalize`` gives unit-length
+        vectors (the reference's are not) and ``convert_to_tensor`` torch tensors.
+        """
         return self.encode_text_ids(
             self.tokenize(texts),
             global_features=global_features,
             batch_size=batch_size,
             show_progress=show_progress,
+            normalize=normalize,
+            convert_to_tensor=convert_to_tensor,
         )
 
     def _tokenizer_source(self) -> str | Path | None:
