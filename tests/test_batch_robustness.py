@@ -368,3 +368,17 @@ def test_utf16_abc_is_read(model_dir, mert_dir, tmp_path):
     result = _pipeline(model_dir, mert_dir, None).embed_paths([tmp_path / "utf16.abc", tmp_path / "utf8.abc"])
     assert result.failures == [] and len(result.items) == 2
     np.testing.assert_allclose(result.vectors[0], result.vectors[1], atol=1e-6)
+
+
+def test_an_image_needing_a_missing_package_fails_alone(model_dir, mert_dir, tmp_path, monkeypatch):
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "red.png")
+    (tmp_path / "reel.txt").write_text("an irish reel\n")
+    monkeypatch.setitem(sys.modules, "PIL", None)  # as if the image extra were not installed
+    monkeypatch.delitem(sys.modules, "clamp3.preprocess.image", raising=False)
+    result = _pipeline(model_dir, mert_dir, None, captioner=str(tmp_path)).embed_paths([tmp_path])
+    assert [Path(item.id).name for item in result.items] == ["reel.txt"]
+    (failure,) = result.failures
+    assert str(failure) == (
+        f"{tmp_path / 'red.png'}: needs a caption: write red.caption.txt or `clamp3 models pull {tmp_path}` "
+        "(needs the PIL package: pip install 'clamp3[image]')"
+    )
