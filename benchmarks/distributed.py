@@ -1,6 +1,7 @@
 """Items/s of ``Library.add`` in one process and on Ray Data (a local runtime) with 1 and 2 actors.
 
-The files are ``--copies`` copies of ``examples/library/scores/*``, each made unique (see
+The files are ``--copies`` copies of the demo library's scores (``src/clamp3/demo_data/library/scores``),
+each made unique (see
 ``benchmarks/library.py``), embedded with the bundled ``default`` model, no cache, into a fresh library
 per run. Ray runs are timed from ``add`` to its end, so they include the actors' start (importing torch,
 loading the model); ``one_file_s`` is the same run on one file (about that start alone), and
@@ -22,7 +23,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from library import REPO, unique_copies
+from library import unique_copies
+
+from clamp3.cli.demo import DEFAULT_LIBRARY
 
 
 def timed_add(work: Path, name: str, folder: Path, **ray_options) -> dict:
@@ -53,7 +56,7 @@ def main() -> None:
     work = args.work.resolve()
     folder = work / "scores"
     shutil.rmtree(folder, ignore_errors=True)
-    files = unique_copies(sorted((REPO / "examples" / "library" / "scores").glob("*")), folder, args.copies)
+    files = unique_copies(sorted((DEFAULT_LIBRARY / "scores").glob("*")), folder, args.copies)
     results: dict = {"files": len(files), "cpus": os.cpu_count(), "load_average_before": os.getloadavg()}
     results["single_process"] = timed_add(work, "here", folder)
     started = time.perf_counter()

@@ -24,7 +24,7 @@ from clamp3.convert import ConvertOptions, convert
 # Worker processes start by importing this module (spawn), so torch and transformers are imported
 # only where MERT needs them.
 
-FIXTURES = Path(os.environ.get("CLAMP3_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 SOURCES = {
     "xml2interleaved": ("reference/xml2abc/xml", "*"),
     "abc2interleaved": ("reference/xml2abc/folk_abc", "*.abc"),

@@ -2,13 +2,13 @@
 
     python docs/screenshots.py [--url http://127.0.0.1:8000/]
 
-Builds a library of ``examples/library`` with the bundled ``default`` model in a temporary folder,
-serves it on a free loopback port and, in headless Chromium at 1280x900, saves:
+Builds a library of the demo files (``src/clamp3/demo_data/library``) with the bundled ``default`` model in a
+temporary folder, serves it on a free loopback port and, in headless Chromium at 1280x900, saves:
 
 * ``docs/screenshots/search.png``: a text search, "a lively Irish reel";
 * ``docs/screenshots/map.png``: the map of the library with a point clicked;
 * ``docs/screenshots/drop.png``: the results of dropping
-  ``examples/queries/the-alhambra-reel.transcribed.mid`` on the page.
+  the demo query ``the-alhambra-reel.transcribed.mid`` on the page.
 
 With ``--url`` it photographs a server already running instead (over the same example library).
 Needs the server extra and Playwright with a Chromium (``/usr/bin/chromium`` when there is one).
@@ -27,10 +27,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from clamp3.cli.demo import DEFAULT_LIBRARY, DEFAULT_QUERIES
+
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "docs" / "screenshots"
-LIBRARY = REPO / "examples" / "library"
-DROPPED = REPO / "examples" / "queries" / "the-alhambra-reel.transcribed.mid"
+LIBRARY = DEFAULT_LIBRARY
+DROPPED = DEFAULT_QUERIES / "the-alhambra-reel.transcribed.mid"
 VIEWPORT = {"width": 1280, "height": 900}
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 SETTLED = (

@@ -1,6 +1,6 @@
-"""Build ``examples/library/`` and ``examples/queries/``, the files ``clamp3 demo`` searches.
+"""Build ``library/`` and ``queries/`` of ``src/clamp3/demo_data``, the files ``clamp3 demo`` searches.
 
-    python examples/build_library.py [--opendata /work/build/opendata] [--out examples]
+    python examples/build_library.py [--opendata /work/build/opendata] [--out src/clamp3/demo_data]
 
 The built files are committed and the demo never runs this script: it records where every file comes
 from, and it needs what users do not have: the open-data build of the bundled model's training set
@@ -44,7 +44,7 @@ from clamp3.train.opendata.noise import transcription_noise
 from clamp3.train.opendata.render import FLUID_R3, Variation, render, vary_midi
 
 OPENDATA = Path("/work/build/opendata")
-EXAMPLES = Path(__file__).resolve().parent
+DEMO_DATA = Path(__file__).resolve().parents[1] / "src" / "clamp3" / "demo_data"
 COLLECTIONS = ("ryansMammoth", "oneills1850", "airdsAirs", "miscFolk", CHORALES)
 """The collections pieces may come from (public-domain books and Bach chorales)."""
 SAMPLE_RATE = 22050
@@ -332,7 +332,7 @@ def readme(sources: Sources, rows: list[tuple[Path, str, str, str]], queries: li
             "",
             *table(rows),
             "",
-            "## Queries (`examples/queries/`, not part of the library)",
+            "## Queries (`../queries/`, not part of the library)",
             "",
             *table(queries),
             "",
@@ -401,7 +401,7 @@ def build(opendata: Path, out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--opendata", type=Path, default=OPENDATA, help="the open-data build folder")
-    parser.add_argument("--out", type=Path, default=EXAMPLES, help="where library/ and queries/ go")
+    parser.add_argument("--out", type=Path, default=DEMO_DATA, help="where library/ and queries/ go")
     args = parser.parse_args()
     build(args.opendata, args.out)
 

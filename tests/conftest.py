@@ -1,23 +1,13 @@
-"""Shared test fixtures. Reference fixtures live in ../shared (override with CLAMP3_SHARED)."""
+"""Shared test fixtures. Reference fixtures live in tests/fixtures (see its README.md)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def shared_dir() -> Path:
-    path = Path(os.environ.get("CLAMP3_SHARED", REPO.parent / "shared"))
-    if not (path / "fixtures" / "reference").is_dir():
-        raise RuntimeError(
-            f"reference fixtures not found under {path}; put the shared folder beside the repo "
-            "or set CLAMP3_SHARED"
-        )
-    return path
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+"""Outputs of the reference CLaMP 3 and CLaMP 1 implementations, committed for parity tests."""
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -43,11 +33,11 @@ def one_torch_thread():
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
-    """``../shared/fixtures/reference``: outputs of the reference CLaMP 3 implementation."""
-    return shared_dir() / "fixtures" / "reference"
+    """``tests/fixtures/reference``: outputs of the reference CLaMP 3 implementation."""
+    return FIXTURES / "reference"
 
 
 @pytest.fixture(scope="session")
 def clamp1_dir() -> Path:
-    """``../shared/fixtures/clamp1``: outputs of the reference CLaMP 1 implementation."""
-    return shared_dir() / "fixtures" / "clamp1"
+    """``tests/fixtures/clamp1``: outputs of the reference CLaMP 1 implementation."""
+    return FIXTURES / "clamp1"

@@ -1,18 +1,16 @@
-"""``clamp3 demo`` on the committed example library, with the bundled default model."""
+"""``clamp3 demo`` on the example library shipped with the package, with the bundled default model."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from click.testing import CliRunner
 
 from clamp3.cli import main
+from clamp3.cli.demo import DEFAULT_LIBRARY as LIBRARY
+from clamp3.cli.demo import DEFAULT_QUERIES as QUERIES
 from clamp3.modality import FileKind, collect_files
 
-REPO = Path(__file__).resolve().parents[1]
-LIBRARY = REPO / "examples" / "library"
-QUERIES = REPO / "examples" / "queries"
 LABELS = {"reel", "jig", "hornpipe", "chorale", "air"}
 SECTIONS = (
     '1. English text search: "a lively Irish reel for the fiddle"',
@@ -55,8 +53,8 @@ def test_every_query_and_audio_file_has_its_score_in_the_library():
     assert recordings and all(p.name.split(".")[0] in scores for p in recordings)
 
 
-def test_demo_prints_six_ranked_tables_of_library_files(monkeypatch):
-    monkeypatch.chdir(REPO)  # the demo finds examples/ from the current directory
+def test_demo_prints_six_ranked_tables_of_library_files(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # the demo's files come from the package, not the current directory
     result = CliRunner().invoke(main, ["demo", "--model", "default"], env={"COLUMNS": "120"})
     assert result.exit_code == 0, result.output
     sections = table_rows(result.output)

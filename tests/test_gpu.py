@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from clamp3 import CLaMP3
+from clamp3.cli.demo import DEFAULT_LIBRARY
 from clamp3.model.m3 import M3Model
 from clamp3.preprocess.mert import MertExtractor
 from clamp3.train.data import read_jsonl
@@ -175,14 +176,13 @@ def test_bundled_default_model_on_cuda_matches_cpu():
     from clamp3.preprocess.midi import midi_to_mtf
     from clamp3.preprocess.sheet import sheet_to_interleaved
 
-    library = Path(__file__).parents[1] / "examples" / "library"
     texts = ["A lively Irish reel in D major.", "Ein ruhiger Choral.", "Một điệu jig ở giọng Son trưởng."]
     symbolic = [
         item.text
-        for path in sorted((library / "scores").glob("*.abc"))
+        for path in sorted((DEFAULT_LIBRARY / "scores").glob("*.abc"))
         for item in sheet_to_interleaved(path)
     ]
-    symbolic += [midi_to_mtf(path) for path in sorted((library / "midi").glob("*.mid"))]
+    symbolic += [midi_to_mtf(path) for path in sorted((DEFAULT_LIBRARY / "midi").glob("*.mid"))]
     cpu = CLaMP3.from_pretrained("default", device="cpu")
     rng = np.random.default_rng(0)  # pitchgram-like posteriors in [0, 1], of 3 to 20 windows
     audio = [rng.random((n, cpu.config.audio.input_size), dtype=np.float32) for n in (3, 20, 7)]

@@ -11,11 +11,10 @@ import pytest
 import soundfile as sf
 
 import clamp3.library.tags as tags_module
+from clamp3.cli.demo import DEFAULT_LIBRARY as EXAMPLES
 from clamp3.library.tags import MAX_CHARS, Tags, interleaved_bars, read_tags
 from clamp3.modality import FileKind
 from clamp3.preprocess.sheet import abc_file_tunes, sheet_to_interleaved
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "library"
 
 COLLECTION = """\
 % a collection of two tunes

@@ -31,7 +31,7 @@ from clamp3.preprocess.sheet import (
     sheet_to_interleaved,
     tune_to_interleaved,
 )
-from tests.conftest import shared_dir
+from tests.conftest import FIXTURES
 
 
 def _index(reference_dir):
@@ -39,11 +39,11 @@ def _index(reference_dir):
 
 
 def _xml_cases():
-    return _index(shared_dir() / "fixtures" / "reference")["xml"]
+    return _index(FIXTURES / "reference")["xml"]
 
 
 def _folk_cases():
-    return _index(shared_dir() / "fixtures" / "reference")["folk"]
+    return _index(FIXTURES / "reference")["folk"]
 
 
 def _messages(printed: str, name: str = "") -> list[str]:

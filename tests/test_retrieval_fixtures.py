@@ -18,9 +18,9 @@ from clamp3.retrieval import (
     write_pairs_csv,
     write_ranks_jsonl,
 )
-from tests.conftest import shared_dir
+from tests.conftest import FIXTURES
 
-METRICS = shared_dir() / "fixtures" / "reference" / "metrics"
+METRICS = FIXTURES / "reference" / "metrics"
 EXPECTED = json.loads((METRICS / "expected.json").read_text(encoding="utf-8"))
 RUNS = [(case, run) for case, runs in EXPECTED.items() for run in runs if run != "layout"]
 

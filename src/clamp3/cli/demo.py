@@ -1,7 +1,8 @@
 """``clamp3 demo``: search and classify the example library with text, MIDI and audio queries.
 
-The library (``examples/library``: scores, MIDI, audio and captioned images) is embedded once, through
-the feature cache, and every step ranks its vectors against one query.
+The library (scores, MIDI, audio and captioned images) and the queries ship with the package, in
+``clamp3/demo_data``. The library is embedded once, through the feature cache, and every step ranks its
+vectors against one query.
 """
 
 from __future__ import annotations
@@ -13,19 +14,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-import numpy as np
-from rich.console import Console
-from rich.table import Table
 
 from clamp3.modality import FileKind, collect_files
 
 if TYPE_CHECKING:
+    import numpy as np
+    from rich.console import Console
+    from rich.table import Table
+
     from clamp3.api import Session
     from clamp3.pipeline import Item
     from clamp3.retrieval import FeatureSet
 
-DEFAULT_LIBRARY = Path("examples/library")
-DEFAULT_QUERIES = Path("examples/queries")
+DEMO_DATA = Path(__file__).resolve().parents[1] / "demo_data"
+DEFAULT_LIBRARY = DEMO_DATA / "library"
+DEFAULT_QUERIES = DEMO_DATA / "queries"
 TOP_K = 5
 ENGLISH_QUERY = "a lively Irish reel for the fiddle"
 GERMAN_QUERY = "ein ruhiger vierstimmiger Choral"
@@ -84,6 +87,8 @@ def _query_file(folder: Path, kind: FileKind) -> Path:
 
 
 def _search_table(library: FeatureSet, query: np.ndarray) -> Table:
+    from rich.table import Table
+
     from clamp3.retrieval import VectorIndex
 
     table = Table("rank", "score", "file")
@@ -93,6 +98,8 @@ def _search_table(library: FeatureSet, query: np.ndarray) -> Table:
 
 
 def _zero_shot_table(session: Session, scores: FeatureSet) -> Table:
+    from rich.table import Table
+
     from clamp3.retrieval import ZeroShotClassifier
 
     classifier = ZeroShotClassifier.from_labels(LABELS, session.embed_texts)
@@ -149,38 +156,30 @@ def _run(console: Console, model_name: str | None, library: Path, queries: Path)
         _section(console, f"6. Image -> music (through its caption): {IMAGE_QUERY}", image_table)
 
 
-def _folder(path: Path, option: str) -> Path:
-    if not path.is_dir():
-        raise click.ClickException(
-            f"{path}: no such folder (run the demo from the repository root, or pass {option} DIR)"
-        )
-    return path
-
-
 @click.command()
 @click.option(
     "--model", "model_name", default=None, help="Model name or path [saas if downloaded, else default]."
 )
 @click.option(
     "--library",
-    type=click.Path(path_type=Path),
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=DEFAULT_LIBRARY,
-    show_default=True,
+    show_default="the example library shipped with clamp3",
     help="Library folder.",
 )
 @click.option(
     "--queries",
-    type=click.Path(path_type=Path),
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=DEFAULT_QUERIES,
-    show_default=True,
+    show_default="the example queries shipped with clamp3",
     help="Folder holding the MIDI and audio queries.",
 )
 def demo(model_name: str | None, library: Path, queries: Path) -> None:
     """Search an example library by English and German text, MIDI and audio, and classify its scores."""
+    from rich.console import Console
+
     from clamp3.errors import Clamp3Error
 
-    library = _folder(library, "--library")
-    queries = _folder(queries, "--queries")
     try:
         _run(Console(), model_name, library, queries)
     except Clamp3Error as exc:

@@ -64,8 +64,8 @@ REGISTRY: Mapping[str, ModelEntry] = MappingProxyType(
                 repo="",
                 files=("model.safetensors", "config.json"),
                 licence="MIT",
-                summary="clamp3's bundled model, trained on open data only (see MODEL_CARD.md); "
-                "used when the official weights are not in the local cache",
+                summary="clamp3's bundled model, trained on open data only (see MODEL_CARD.md in the "
+                "repository); used when the official weights are not in the local cache",
                 bundled=True,
             ),
             ModelEntry(
