@@ -23,12 +23,21 @@ from xml.etree import ElementTree
 
 from clamp3.errors import InputError
 from clamp3.preprocess.abc_modules import fresh_module, info_to, one_line
+from clamp3.preprocess.musicxml_repair import repair_for_xml2abc, xml2abc_blocker
 
 MUSICXML_SUFFIXES = (".mxl", ".musicxml", ".xml")
 """File name endings taken as MusicXML, compared case-insensitively; ``.mxl`` is the zipped form."""
 
 _ZIP_MAGIC = b"PK\x03\x04"
-_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, OSError, EOFError)
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    NotImplementedError,
+    OSError,
+    EOFError,
+    ValueError,  # a damaged directory can give a negative seek offset
+)
 _BOUNDED_ZIP_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
 """Compression methods zipfile decompresses piece by piece; it expands bzip2 and LZMA data in one call."""
 
@@ -162,29 +171,47 @@ def musicxml_to_abc(
 ) -> Conversion:
     """Standard ABC for one MusicXML document (``score-partwise``), as ``xml2abc.py`` prints it.
 
-    ``source`` names the input in errors. Raises :class:`InputError` when the data is not well-formed XML,
-    holds no notes, or xml2abc fails on it.
+    Where xml2abc stops on valid MusicXML it cannot read (:mod:`~clamp3.preprocess.musicxml_repair`), the
+    document is repaired and converted again; the warnings then start with ``route: repaired MusicXML``
+    and say what was changed. ``source`` names the input in errors. Raises :class:`InputError` when the
+    data is not well-formed XML, holds no notes, or xml2abc fails on it (naming the file's fault if known).
     """
-    options = options or Xml2AbcOptions()
-    settings = options.namespace()
+    settings = (options or Xml2AbcOptions()).namespace()
+    try:
+        text, warnings = _run_xml2abc(data, source, settings)
+    except ElementTree.ParseError as exc:
+        raise InputError(source, f"not well-formed XML: {one_line(exc)}") from exc
+    except Exception as exc:  # xml2abc fails in many ways on documents it does not expect
+        failure = f"xml2abc failed: {type(exc).__name__}: {one_line(exc)}"
+        repaired = repair_for_xml2abc(data)
+        if repaired is None:
+            raise InputError(source, _not_partwise(data) or xml2abc_blocker(data) or failure) from exc
+        try:
+            text, warnings = _run_xml2abc(repaired[0], source, settings)
+        except Exception as again:
+            raise InputError(
+                source, xml2abc_blocker(data) or f"xml2abc failed: {type(again).__name__}: {one_line(again)}"
+            ) from again
+        warnings = (
+            f"route: repaired MusicXML ({failure})",
+            *(f"repaired: {note}" for note in repaired[1]),
+            *warnings,
+        )
+    if not text:
+        raise InputError(source, _not_partwise(data) or "the score has no notes")
+    return Conversion(text, warnings)
+
+
+def _run_xml2abc(data: bytes, source: str, settings: SimpleNamespace) -> tuple[str, tuple[str, ...]]:
+    """xml2abc's output for ``data`` and its warnings; its exceptions pass through."""
     xml2abc = fresh_module("xml2abc")
     messages: list[tuple[str, bool]] = []
     xml2abc.info = info_to(messages)
     output = io.StringIO()
     xml2abc.abcOut = xml2abc.ABCoutput(f"{Path(source).stem}.abc", "", 0, settings)
     xml2abc.abcOut.outfile = output
-    try:
-        xml2abc.Parser(settings).parse(io.BytesIO(data))
-    except ElementTree.ParseError as exc:
-        raise InputError(source, f"not well-formed XML: {one_line(exc)}") from exc
-    except Exception as exc:  # xml2abc fails in many ways on documents it does not expect
-        raise InputError(
-            source, _not_partwise(data) or f"xml2abc failed: {type(exc).__name__}: {one_line(exc)}"
-        ) from exc
-    text = output.getvalue()
-    if not text:
-        raise InputError(source, _not_partwise(data) or "the score has no notes")
-    return Conversion(text, tuple(message for message, warning in messages if warning))
+    xml2abc.Parser(settings).parse(io.BytesIO(data))
+    return output.getvalue(), tuple(message for message, warning in messages if warning)
 
 
 def _not_partwise(data: bytes) -> str:

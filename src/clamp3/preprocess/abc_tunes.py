@@ -88,3 +88,17 @@ def is_xml2abc_shaped(text: str) -> bool:
     body = lines[starts[0] :]
     symbols = [line.strip() for line in body if line.startswith("V:")]
     return len(symbols) == len(set(symbols)) and not any("[V:" in line for line in body)
+
+
+def stray_header_line(tune: str) -> str | None:
+    """The first line of a tune's header (from ``X:`` up to ``K:``) that is no field, comment or directive.
+
+    ABC allows none there; abc2xml takes the music to start at such a line, so the fields after it
+    (``K:`` included) land in the body.
+    """
+    for line in abc_lines(tune):
+        if line.startswith("K:"):
+            return None
+        if line.strip() and not (_FIELD_LINE.match(line) or line.startswith("%")):
+            return line.strip()
+    return None
