@@ -175,7 +175,7 @@ def test_clear_errors(setup, run, tmp_path):
     unknown = run("embed", library / "about.txt", "-o", tmp_path / "o", "--model", "no-such-model")
     assert unknown.exit_code == 1 and "neither an existing path nor a known model name" in unknown.output
     info = run("cache", "info")
-    assert "entries:" in info.output
+    assert "feature cache:" in info.output
     cleared = run("cache", "clear")
     assert cleared.exit_code == 0 and "removed" in cleared.output
 

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -127,3 +128,35 @@ def test_an_unexpected_converter_error_is_reported_not_raised(reference_dir, tmp
     report = convert("midi2mtf", [reference_dir / "midi2mtf" / "midi"], tmp_path, SERIAL)
     assert len(report.failures) == 10 and report.written == []
     assert str(report.failures[0]).endswith(": unexpected RuntimeError: converter bug with two lines")
+
+
+def _normalised_xml(xml: str) -> str:
+    """abc2xml output without its run date and converter version (abctoolkit's abc2xml is older)."""
+    xml = re.sub(r"<encoding-date>[^<]*</encoding-date>", "<encoding-date/>", xml)
+    return re.sub(r"<encoder>abc2xml version \d+</encoder>", "<encoder>abc2xml</encoder>", xml)
+
+
+def test_abc2xml_writes_the_reference_musicxml_for_each_tune(reference_dir, tmp_path):
+    folk = reference_dir / "xml2abc" / "folk_abc"
+    collection = tmp_path / "in" / "collection.abc"
+    collection.parent.mkdir()
+    collection.write_text(
+        (folk / "oneills_0002.abc").read_text() + "\n" + (folk / "essen_ballad10_0.abc").read_text()
+    )
+    shutil.copy(folk / "nottingham_reel_81.abc", tmp_path / "in")
+    report = convert("abc2xml", [tmp_path / "in"], tmp_path / "out", SERIAL)
+    assert report.ok and len(report.written) == 3
+    written = {p.name: _normalised_xml(p.read_text()) for p in report.written}
+    expected = {
+        name: _normalised_xml((reference_dir / "xml2abc" / "folk_via_xml" / "xml" / name).read_text())
+        for name in ("oneills_0002.xml", "essen_ballad10_0.xml", "nottingham_reel_81.xml")
+    }
+    assert written["nottingham_reel_81.xml"] == expected["nottingham_reel_81.xml"]
+    tunes = sorted(name for name in written if name.startswith("collection."))
+    assert len(tunes) == 2 and all(name.endswith(".xml") for name in tunes)
+    assert {written[name] for name in tunes} == {
+        expected["oneills_0002.xml"],
+        expected["essen_ballad10_0.xml"],
+    }
+    again = convert("abc2xml", [tmp_path / "in"], tmp_path / "out", SERIAL)
+    assert again.written == [] and len(again.existing) == 3

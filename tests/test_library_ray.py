@@ -1,9 +1,11 @@
-"""``Library.add`` on Ray Data (a local runtime of 2 CPUs): the same rows as the single-process path,
-failures in the ``errors`` table, no Ray work on a re-run, the CLI's ``--ray``."""
+"""``Library.add`` and ``clamp3 embed`` on Ray Data (a local runtime of 2 CPUs): the same rows and
+vectors as the single-process paths, failures listed (and in the library's ``errors`` table), no Ray
+work on a re-run, the CLI's ``--ray``, input files at ``file://`` URLs."""
 
 from __future__ import annotations
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -18,7 +20,32 @@ ray = pytest.importorskip("ray")
 
 
 @pytest.fixture(scope="module")
-def ray_runtime():
+def s3_endpoint():
+    """A local S3 server (moto's, on a free loopback port) with test credentials in the environment,
+    started before Ray so that its workers inherit them; ``None`` without moto and s3fs."""
+    try:
+        import s3fs  # noqa: F401
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        yield None
+        return
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    settings = {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {**settings, "AWS_ENDPOINT_URL_S3": f"http://{host}:{port}"}.items():
+            env.setenv(name, value)
+        yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def ray_runtime(s3_endpoint):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield
     ray.shutdown()
@@ -78,3 +105,117 @@ def test_ray_add_matches_the_single_process_add(
 def test_ray_flag_taking_a_path_is_refused(music, tmp_path):
     result = CliRunner().invoke(main, ["library", "add", "--ray", str(music), "--library", str(tmp_path)])
     assert result.exit_code == 2 and "is not a Ray address" in result.output
+
+
+def _parquet(path) -> dict[str, tuple[str, str, np.ndarray]]:
+    table = pq.read_table(path)
+    assert table.schema.metadata[b"model"] and table.schema.field("vector").type.value_type == "float"
+    rows = table.to_pylist()
+    return {r["id"]: (r["path"], r["modality"], np.array(r["vector"], np.float32)) for r in rows}
+
+
+def test_embed_on_ray_writes_the_single_process_parquet(
+    ray_runtime, model_dir, music, reference_dir, tmp_path
+):
+    model = [
+        "--model",
+        str(model_dir),
+        "--mert",
+        str(reference_dir / "mert" / "model"),
+        "--quiet",
+        "--no-cache",
+    ]
+    runner = CliRunner()
+    here, there = tmp_path / "here.parquet", tmp_path / "ray.parquet"
+    single = runner.invoke(main, ["embed", str(music), "-o", str(here), "--format", "parquet", *model])
+    on_ray = runner.invoke(main, ["embed", str(music), "-o", str(there), *model, "--ray"])
+    broken = str(music / "broken.mid")
+    for result in (single, on_ray):
+        assert result.exit_code == 1, result.output  # broken.mid fails, the rest is written
+        assert f"failed: {broken}: " in result.output and "7 item(s) embedded" in result.output
+    expected, rows = _parquet(here), _parquet(there)
+    assert (
+        sorted(rows)
+        == sorted(expected)
+        == [
+            "bwv66.mid",
+            "calm.txt",
+            "mono.wav",
+            "reel.txt",
+            "scores/three.abc#1",
+            "scores/three.abc#2",
+            "scores/three.abc#3",
+        ]
+    )
+    for id_, (path, kind, vector) in expected.items():
+        assert rows[id_][:2] == (path, kind)
+        np.testing.assert_allclose(rows[id_][2], vector, atol=1e-6)
+    assert pq.read_table(there).column("id").to_pylist() == pq.read_table(here).column("id").to_pylist()
+    assert pq.read_schema(there).metadata == pq.read_schema(here).metadata
+
+
+def test_ray_add_of_a_file_url_matches_a_local_add(
+    ray_runtime, model_dir, music, reference_dir, tmp_path, monkeypatch
+):
+    options = PipelineOptions(mert=str(reference_dir / "mert" / "model"))
+    here = Library.create(tmp_path / "here", model=str(model_dir))
+    here.add([music], options=options, cache=False)
+    url = music.as_uri()
+    on_ray = Library.create(tmp_path / "ray", model=str(model_dir))
+    report = on_ray.add([url], options=options, cache=False, ray="local")
+    assert (report.embedded, [f.path for f in report.failures]) == (7, [f"{url}/broken.mid"])
+    assert on_ray.errors() == {f"{url}/broken.mid": here.errors()[str(music / "broken.mid")]}
+    rows = {path: vector for path, vector in _rows(on_ray).values()}
+    reference = {path.replace(str(music), url): vector for path, vector in _rows(here).values()}
+    assert rows.keys() == reference.keys()
+    for path, vector in reference.items():
+        np.testing.assert_allclose(rows[path], vector, atol=1e-6)
+
+    def hashes(library, prefix):  # the content hashes, computed by the workers for URLs
+        rows = library._store.query(["file_path", "content_hash"]).to_pylist()
+        return {r["file_path"].removeprefix(prefix): r["content_hash"] for r in rows}
+
+    assert hashes(on_ray, url) == hashes(here, str(music))
+
+    sent = []
+    monkeypatch.setattr(distributed, "_embed_on_ray", lambda lib, fresh, *args: sent.append(fresh))
+    (music / "calm.txt").write_text("a calm chorale for three voices\n")  # another size: changed
+    again = on_ray.add([url], options=options, cache=False, ray="local")
+    assert again.unchanged == 4  # bwv66.mid, mono.wav, reel.txt, three.abc: the stats fsspec reports
+    assert sorted(f["file_path"] for fresh in sent for f in fresh) == [f"{url}/broken.mid", f"{url}/calm.txt"]
+    (music / "reel.txt").unlink()
+    pruned = on_ray.add([url], options=options, cache=False, ray="local", prune=True)
+    assert pruned.removed == 1 and f"{url}/reel.txt" not in {p for p, _ in _rows(on_ray).values()}
+
+
+def test_urls_need_ray(music, tmp_path):
+    result = CliRunner().invoke(main, ["embed", music.as_uri(), "-o", str(tmp_path / "out.parquet")])
+    assert result.exit_code == 2 and "URLs are read on Ray only" in result.output
+
+
+def test_embed_on_ray_reads_s3(ray_runtime, s3_endpoint, model_dir, music, reference_dir, tmp_path):
+    if s3_endpoint is None:
+        pytest.skip("needs moto[server] and s3fs")
+    import fsspec
+
+    from clamp3.distributed.embed import embed_on_ray
+
+    fsspec.filesystem("s3").put(str(music), "clamp3-test/music", recursive=True)
+    options = PipelineOptions(mert=str(reference_dir / "mert" / "model"))
+    here = tmp_path / "here.parquet"
+    model = ["--model", str(model_dir), "--mert", options.mert, "--quiet", "--no-cache"]
+    assert (
+        CliRunner()
+        .invoke(main, ["embed", str(music), "-o", str(here), "--format", "parquet", *model])
+        .exit_code
+        == 1
+    )
+    report = embed_on_ray(
+        ["s3://clamp3-test/music"], tmp_path / "s3.parquet", str(model_dir), cache=False, options=options
+    )
+    assert (report.items, [f.path for f in report.failures]) == (7, ["s3://clamp3-test/music/broken.mid"])
+    expected, rows = _parquet(here), _parquet(tmp_path / "s3.parquet")
+    assert rows.keys() == expected.keys()
+    for id_, (path, kind, vector) in expected.items():
+        assert rows[id_][:2] == (path.replace(str(music), "s3://clamp3-test/music"), kind)
+        np.testing.assert_allclose(rows[id_][2], vector, atol=1e-6)

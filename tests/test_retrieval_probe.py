@@ -1,4 +1,5 @@
-"""Linear probe: learns a separable problem, is deterministic, saves/loads, refuses foreign vectors."""
+"""Linear probe: learns a separable problem, is deterministic, saves/loads, refuses foreign vectors;
+class-balanced training, per-epoch validation scores, and the CLI's file-name labels."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 
 from clamp3.errors import Clamp3Error, InputError
 from clamp3.retrieval import DimensionMismatchError, FeatureSet, LinearProbe, ModelMismatchError, ProbeConfig
-from clamp3.retrieval.probe import stratified_split
+from clamp3.retrieval.probe import class_weights, stratified_split
 
 MODEL = "clamp3-saas"
 
@@ -123,3 +124,80 @@ def test_explicit_validation_and_label_checks():
     )
     assert no_validation.validation is None and no_validation.train.n_items == 30
     assert probe.predict(vectors[:1], MODEL) == ["jazz"]
+
+
+def overlapping(n_a: int, n_b: int, seed: int) -> tuple[np.ndarray, list[str]]:
+    """Two overlapping labels, "b" shifted by 1 along the first axis."""
+    rng = np.random.default_rng(seed)
+    shift = np.eye(1, 8)[0]
+    vectors = np.concatenate([rng.standard_normal((n_a, 8)), rng.standard_normal((n_b, 8)) + shift])
+    return vectors.astype(np.float32), ["a"] * n_a + ["b"] * n_b
+
+
+def test_class_weights_give_every_label_the_same_total():
+    weights = class_weights(np.array([0, 0, 0, 1, 2, 2]), 4)
+    np.testing.assert_allclose(weights, [6 / 12, 6 / 4, 6 / 8, 0.0])
+
+
+def test_balanced_training_stops_ignoring_the_rare_label():
+    vectors, labels = overlapping(180, 20, seed=0)
+    test_vectors, test_labels = overlapping(200, 200, seed=1)
+    scores = {}
+    for balanced in (False, True):
+        config = ProbeConfig(max_epochs=50, validation_fraction=0.0, balanced=balanced)
+        probe, _ = LinearProbe.fit(vectors, labels, embedding_model=MODEL, config=config)
+        scores[balanced] = (
+            probe.predict(test_vectors, MODEL).count("b"),
+            probe.evaluate(test_vectors, test_labels, MODEL),
+        )
+    assert scores[False][0] < 100 < scores[True][0]  # of 200 "b" test items
+    assert scores[True][1].macro_f1 > scores[False][1].macro_f1 + 0.1
+
+
+def test_history_scores_every_epoch_and_the_best_is_kept():
+    vectors, labels = overlapping(60, 60, seed=2)
+    validation = overlapping(30, 30, seed=3)
+    probe, report = LinearProbe.fit(
+        vectors,
+        labels,
+        embedding_model=MODEL,
+        config=ProbeConfig(max_epochs=15, patience=15),
+        validation=validation,
+    )
+    assert [score.epoch for score in report.history] == list(range(1, 16)) and report.epochs_run == 15
+    best = max(report.history, key=lambda s: (s.accuracy, -s.loss))
+    assert report.best_epoch == best.epoch
+    assert report.validation is not None and report.validation.accuracy == best.accuracy
+    assert report.validation.macro_f1 == pytest.approx(best.macro_f1)
+    assert probe.evaluate(*validation, MODEL).accuracy == best.accuracy
+
+
+def test_cli_labels_from_file_names_validation_folder_and_balanced(tmp_path):
+    from click.testing import CliRunner
+
+    from clamp3.cli import main
+
+    rng = np.random.default_rng(4)
+    centres = {"jazz": 4.0 * np.eye(1, 16)[0], "rock": -4.0 * np.eye(1, 16)[0]}
+    for folder, counts in (("train", {"jazz": 12, "rock": 3}), ("val", {"jazz": 4, "rock": 4})):
+        (tmp_path / folder).mkdir()
+        for label, count in counts.items():
+            for i in range(count):
+                vector = centres[label] + 0.3 * rng.standard_normal(16)
+                np.save(tmp_path / folder / f"{label}_{i:03d}.npy", vector[None].astype(np.float32))
+    probe_path = tmp_path / "probe.safetensors"
+    args = ["probe", "train", str(tmp_path / "train"), "-o", str(probe_path), "--epochs", "8"]
+    result = CliRunner().invoke(main, [*args, "--validation", str(tmp_path / "val"), "--balanced"])
+    assert result.exit_code == 0, result.output
+    epochs = [line for line in result.stderr.splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == 8 and epochs[0].startswith("epoch 1: validation accuracy ")
+    assert result.stdout.startswith("validation accuracy: 1.0000  macro-F1: 1.0000")
+    probe = LinearProbe.load(probe_path)
+    assert probe.labels == ("jazz", "rock") and probe.embedding_model == "precomputed"
+    predicted = CliRunner().invoke(main, ["probe", "predict", str(probe_path), str(tmp_path / "val")])
+    assert [line.split("\t")[1] for line in predicted.stdout.splitlines()] == ["jazz"] * 4 + ["rock"] * 4
+    unlabelled = tmp_path / "unlabelled"
+    unlabelled.mkdir()
+    np.save(unlabelled / "nolabel.npy", np.zeros((1, 16), np.float32))
+    refused = CliRunner().invoke(main, ["probe", "train", str(unlabelled), "-o", str(probe_path)])
+    assert refused.exit_code == 1 and "file name has no 'label_' prefix" in refused.output

@@ -9,6 +9,7 @@ Heavy modules (torch, transformers) are imported on first use, so light commands
 
 from __future__ import annotations
 
+import logging
 from importlib import import_module
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from clamp3.retrieval import LinearProbe
 
 __version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())  # the application decides what to show
 
 _LAZY = MappingProxyType(
     {

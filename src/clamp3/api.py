@@ -3,12 +3,15 @@
 Every function takes paths (files or folders of any modality mix) and a model (a name, a path or a
 loaded encoder), goes through the cached :class:`~clamp3.pipeline.Pipeline`, and returns a result
 that also lists the files that failed or were skipped, so a caller can report them and go on.
-Folders holding only reference-layout global vectors (``.npy`` of shape ``(1, D)`` or ``(D,)``)
-are read as they are, without a model.
+Folders holding only reference-layout global vectors (``.npy`` of shape ``(1, D)`` or ``(D,)``) and
+the ``.npz``/``.parquet`` files of ``clamp3 embed`` are read as they are, without a model; the latter
+record the model and each item's modality, so they are checked against the model in use and can be
+filtered by modality.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -27,19 +30,27 @@ from clamp3.retrieval import (
     EvalResult,
     FeatureSet,
     GroupScore,
+    ModelMismatchError,
     PairwiseScore,
     VectorIndex,
     ZeroShotClassifier,
     classification_report,
     group_score,
+    is_vector_file,
     pairwise_score,
     read_feature_folder,
+    read_vector_file,
+    same_model,
 )
 from clamp3.retrieval import evaluate as evaluate_features
+from clamp3.retrieval.features import describe_model
+from clamp3.retrieval.vector_files import vector_file_model_name
 
 OFFICIAL_MODEL = "saas"
 BUNDLED_MODEL = "default"
+MODEL_CARD_URL = "https://github.com/clamp3/clamp3/blob/main/MODEL_CARD.md"
 PathLike = str | os.PathLike[str]
+logger = logging.getLogger(__name__)
 
 
 def default_model_name() -> str:
@@ -65,17 +76,36 @@ def load_model(model: Any = None, *, device: str | None = None, dtype: str | Non
     name = str(model) if model else default_model_name()
     if not model and name == BUNDLED_MODEL:
         print(
-            f"clamp3: using the bundled '{BUNDLED_MODEL}' model (open data, see MODEL_CARD.md); for the "
+            f"clamp3: using the bundled '{BUNDLED_MODEL}' model (open data, see {MODEL_CARD_URL}); for the "
             f"official CLaMP 3 weights run `clamp3 models pull {OFFICIAL_MODEL}` (then they are the default)",
             file=sys.stderr,
         )
+    logger.info("loading model %s", name)
     if _is_clamp1(name):
         from clamp3.clamp1 import CLaMP1
 
-        return CLaMP1.from_pretrained(name, device=device, dtype=dtype)
-    from clamp3.encoder import CLaMP3
+        loaded = CLaMP1.from_pretrained(name, device=device, dtype=dtype)
+    else:
+        from clamp3.encoder import CLaMP3
 
-    return CLaMP3.from_pretrained(name, device=device, dtype=dtype)
+        loaded = CLaMP3.from_pretrained(name, device=device, dtype=dtype)
+    logger.info(
+        "model %s loaded: %s on %s, fingerprint %s",
+        name,
+        loaded.family,
+        loaded.device,
+        loaded.fingerprint[:16],
+    )
+    return loaded
+
+
+def model_name(model: Any = None) -> str | None:
+    """The name recorded with vectors of ``model``: a registry name as it is, a model on disk by its
+    absolute path, no model by the default's name; ``None`` for a loaded model."""
+    if model is not None and not isinstance(model, (str, os.PathLike)):
+        return None
+    name = str(model) if model else default_model_name()
+    return os.path.abspath(name) if Path(name).exists() else name
 
 
 def _is_clamp1(name: str) -> bool:
@@ -106,6 +136,8 @@ class Session:
 
     model: Any
     pipeline: Pipeline
+    name: str | None = None
+    """The model's name as vectors record it (see :func:`model_name`); ``None`` for a loaded model."""
 
     @classmethod
     def open(
@@ -118,7 +150,8 @@ class Session:
     ) -> Session:
         encoder = load_model(model, device=device)
         store = cache if isinstance(cache, FeatureCache) else (FeatureCache() if cache else None)
-        return cls(encoder, Pipeline(encoder, store, options))
+        logger.info("feature cache: %s", store.root if store is not None else "off")
+        return cls(encoder, Pipeline(encoder, store, options), model_name(model))
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """``(N, D)`` vectors of literal texts (through the cache)."""
@@ -147,7 +180,10 @@ def _is_vector_file(path: Path) -> bool:
 
 
 def is_precomputed(path: PathLike) -> bool:
-    """True for a folder (or file) holding only global vectors in the reference layout."""
+    """True for a folder (or file) holding only global vectors in the reference layout, and for a
+    vector file written by ``clamp3 embed --format npz|parquet``."""
+    if is_vector_file(path):
+        return True
     files, _ = collect_files([Path(path)])
     return bool(files) and all(kind is FileKind.FEATURES and _is_vector_file(p) for p, kind in files)
 
@@ -164,18 +200,20 @@ def collect(
     paths: Sequence[PathLike],
     *,
     kinds: set[FileKind] | None = None,
+    model: Any = None,
 ) -> Collection:
     """Vectors for ``paths``: read when precomputed, embedded (through the cache) otherwise.
 
     Ids are paths relative to the argument they were found under (file names for file arguments),
-    so that two folders with the same layout pair up by key.
+    so that two folders with the same layout pair up by key. Precomputed vectors that record their
+    model must come from the session's model (without a session: from ``model``, when named).
     """
     roots = [Path(p) for p in paths]
     for root in roots:
         if not root.exists():
             raise InputError(root, "no such file or directory")
     if roots and all(is_precomputed(root) for root in roots):
-        return _precomputed(roots)
+        return _precomputed(roots, kinds, _model_in_use(session, model))
     if session is None:
         raise Clamp3Error("these inputs need a model to embed them")
     ids: list[str] = []
@@ -201,34 +239,94 @@ def collect(
         embedded.vectors,
         tuple(item.id for item in embedded.items),
         model=session.model.fingerprint,
+        model_name=session.name,
+        modalities=tuple(item.kind.value for item in embedded.items),
     )
     return Collection(features, embedded.items, failures + embedded.failures, skipped)
 
 
-def _precomputed(roots: list[Path]) -> Collection:
+def _model_in_use(session: Session | None, model: Any) -> tuple[str, str | None] | None:
+    """(fingerprint or name, name) of the session's model, else of the named ``model``, else ``None``."""
+    if session is not None:
+        return session.model.fingerprint, session.name
+    if not isinstance(model, (str, os.PathLike)) or not str(model):
+        return None
+    from clamp3.hub.identity import model_identity
+
+    name = model_name(model)
+    return model_identity(name).fingerprint or name, name
+
+
+def _precomputed(
+    roots: list[Path], kinds: set[FileKind] | None, in_use: tuple[str, str | None] | None
+) -> Collection:
     sets, failures = [], []
     for root in roots:
-        features, errors = read_feature_folder(root if root.is_dir() else root.parent)
-        if root.is_file():
-            keep = [i for i, p in enumerate(features.paths) if Path(p) == root]
-            features = FeatureSet(
-                tuple(features.ids[i] for i in keep),
-                features.vectors[keep],
-                tuple(features.paths[i] for i in keep),
+        if is_vector_file(root):
+            features = read_vector_file(root)
+        else:
+            features, errors = read_feature_folder(root if root.is_dir() else root.parent)
+            failures.extend(errors)
+            if root.is_file():
+                features = features.subset([i for i, p in enumerate(features.paths) if Path(p) == root])
+        recorded = _recorded(features)
+        if in_use is not None and features.model is not None and not same_model(*in_use, *recorded):
+            raise ModelMismatchError(
+                f"{root}: vectors of model {describe_model(*recorded)}, "
+                f"but the model in use is {describe_model(*in_use)}"
             )
-        sets.append(features)
-        failures.extend(errors)
+        sets.append(_of_kinds(features, kinds, root) if kinds is not None else features)
     if len(sets) == 1:
         return Collection(sets[0], failures=failures)
     dims = {s.dim for s in sets if len(s)}
     if len(dims) > 1:
         raise Clamp3Error(f"precomputed feature folders of different dimensions: {sorted(dims)}")
+    check_same_model(sets)
+    known = all(s.model is not None for s in sets)
     merged = FeatureSet(
         tuple(i for s in sets for i in s.ids),
         np.concatenate([s.vectors for s in sets]),
         tuple(p for s in sets for p in s.paths),
+        sets[0].model if known else None,
+        sets[0].model_name if known else None,
+        tuple(m for s in sets for m in s.modalities) if all(s.modalities for s in sets) else (),
     )
     return Collection(merged, failures=failures)
+
+
+def _recorded(features: FeatureSet) -> tuple[str, str | None]:
+    return str(features.model), features.model_name
+
+
+def check_same_model(sets: Sequence[FeatureSet]) -> None:
+    """Refuse to mix vectors recorded with different models (sets that record none are not checked)."""
+    known = [s for s in sets if s.model is not None]
+    for other in known[1:]:
+        if not same_model(*_recorded(known[0]), *_recorded(other)):
+            raise ModelMismatchError(
+                f"vectors of different models: {describe_model(*_recorded(known[0]))} "
+                f"and {describe_model(*_recorded(other))}"
+            )
+
+
+def _of_kinds(features: FeatureSet, kinds: set[FileKind], root: Path) -> FeatureSet:
+    if not features.modalities:
+        raise Clamp3Error(
+            f"{root}: .npy vectors do not record their modality, so they cannot be filtered by it "
+            "(clamp3 embed --format npz or parquet keeps it)"
+        )
+    names = {kind.value for kind in kinds}
+    return features.subset([i for i, name in enumerate(features.modalities) if name in names])
+
+
+def recorded_model_name(paths: Sequence[PathLike]) -> str | None:
+    """The model name recorded in the first vector file among ``paths`` that has one."""
+    for path in paths:
+        if is_vector_file(path):
+            name = vector_file_model_name(path)
+            if name is not None:
+                return name
+    return None
 
 
 # ---------------------------------------------------------------------------- tasks
@@ -314,10 +412,13 @@ def search(
     ``kinds`` restricts the targets (for example ``{FileKind.AUDIO}``). With ``library`` (a folder or
     an open :class:`~clamp3.library.Library`) the library is searched and ``targets`` must be empty.
     A query file that is also among the targets is not a hit of itself unless ``include_query``.
+    Targets may be vector files of ``clamp3 embed --format npz|parquet``; with no ``model`` named, a
+    text or file query is embedded with the model they record.
     """
     if library is not None:
         search_args = (query, text, k, kinds, include_query)
         return _search_library(library, search_args, model, cache, options, device, targets)
+    named, model = model, model if model is not None else recorded_model_name(targets)
     needs_model = (
         text is not None
         or not all(is_precomputed(t) for t in targets)
@@ -325,7 +426,7 @@ def search(
     )
     session = Session.open(model, cache=cache, options=options, device=device) if needs_model else None
     label, vector = query_vector(session, query, text)
-    found = collect(session, targets, kinds=kinds)
+    found = collect(session, targets, kinds=kinds, model=named)
     if query is not None and not include_query:
         found.features = _without_file(found.features, Path(query))
     if not len(found.features):
@@ -334,7 +435,7 @@ def search(
     hits = []
     for rank, hit in enumerate(VectorIndex(found.features).search(vector[None], k)[0], start=1):
         item = by_path.get(hit.path)
-        kind = item.kind.value if item else None
+        kind = item.kind.value if item else _modality(found.features, hit.index)
         hits.append(Hit(rank, hit.score, hit.id, hit.path, kind, item.caption if item else None))
     return SearchResult(label, hits, len(found.features), found.failures, found.skipped)
 
@@ -348,14 +449,11 @@ def _without_file(features: FeatureSet, query: Path) -> FeatureSet:
         return query in (Path(path).resolve(), Path(file).resolve())
 
     keep = [i for i, path in enumerate(features.paths) if not of_query(path)]
-    if len(keep) == len(features.paths):
-        return features
-    return FeatureSet(
-        tuple(features.ids[i] for i in keep),
-        features.vectors[keep],
-        tuple(features.paths[i] for i in keep),
-        model=features.model,
-    )
+    return features if len(keep) == len(features.paths) else features.subset(keep)
+
+
+def _modality(features: FeatureSet, row: int) -> str | None:
+    return features.modalities[row] if features.modalities else None
 
 
 def _search_library(library, search_args, model, cache, options, device, targets) -> SearchResult:
@@ -440,10 +538,17 @@ def _as_list(paths: PathLike | Sequence[PathLike]) -> list[PathLike]:
 
 
 def _two_sides(first, second, model, cache, options, device) -> tuple[Collection, Collection]:
+    """Both sides' vectors, of one model: the named one, else the one their vector files record."""
     first, second = _as_list(first), _as_list(second)
     precomputed = all(is_precomputed(p) for p in first + second)
-    session = None if precomputed else Session.open(model, cache=cache, options=options, device=device)
-    return collect(session, first), collect(session, second)
+    if precomputed:
+        session = None
+    else:
+        recorded = model if model is not None else recorded_model_name(first + second)
+        session = Session.open(recorded, cache=cache, options=options, device=device)
+    sides = collect(session, first, model=model), collect(session, second, model=model)
+    check_same_model([side.features for side in sides])
+    return sides
 
 
 @dataclass
@@ -483,9 +588,11 @@ def zero_shot(
     {label}.") whose vectors the music vectors are compared with.
 
     ``truth`` maps ids (or their keys) to true labels; when given, accuracy, macro-F1 and the confusion
-    matrix are reported.
+    matrix are reported. Vector files of ``clamp3 embed`` are classified with the model they record
+    unless ``model`` names one.
     """
-    session = Session.open(model, cache=cache, options=options, device=device)
+    recorded = model if model is not None else recorded_model_name(paths)
+    session = Session.open(recorded, cache=cache, options=options, device=device)
     found = collect(session, paths)
     classifier = ZeroShotClassifier.from_labels(
         labels,

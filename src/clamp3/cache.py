@@ -113,15 +113,29 @@ class FeatureCache:
         data = text.encode("utf-8")
         atomic_write(self._path(key, ".txt"), lambda tmp: tmp.write_bytes(data))
 
+    def shards(self) -> list[Path]:
+        """The ``root/<first two hex digits>`` folders holding the entries (other folders under the
+        root, such as ``backbones``, are not part of the feature cache)."""
+        if not self.root.is_dir():
+            return []
+        return [
+            child
+            for child in self.root.iterdir()
+            if child.is_dir() and len(child.name) == 2 and all(c in "0123456789abcdef" for c in child.name)
+        ]
+
     def stats(self) -> CacheStats:
-        files = [p for p in self.root.glob("*/*") if p.is_file() and not p.name.startswith(".")]
+        files = [
+            p
+            for shard in self.shards()
+            for p in shard.iterdir()
+            if p.is_file() and not p.name.startswith(".")
+        ]
         return CacheStats(self.root, len(files), sum(p.stat().st_size for p in files))
 
     def clear(self) -> int:
         """Delete every entry; returns how many there were."""
         count = self.stats().entries
-        if self.root.exists():
-            for child in self.root.iterdir():
-                if child.is_dir() and len(child.name) == 2:
-                    shutil.rmtree(child, ignore_errors=True)
+        for shard in self.shards():
+            shutil.rmtree(shard, ignore_errors=True)
         return count

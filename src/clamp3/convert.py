@@ -3,7 +3,7 @@
 Each converter turns files of some kinds into files under an output folder that mirrors the input
 tree, with a new extension. Every output is written atomically, so an output that exists is
 complete and a re-run skips it. The CPU-bound converters run in worker processes; the model-based
-ones (``audio2mert``, ``image2caption``) run batched in this process. A file that fails is reported
+ones (``audio2mert``, ``image2caption``, ``symbolic2m3``) run in this process. A file that fails is reported
 and the others go on.
 """
 
@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from types import MappingProxyType
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from clamp3.errors import Clamp3Error, InputError
 from clamp3.fileio import atomic_write
-from clamp3.hub.download import resolve_model_dir
 from clamp3.modality import FileKind, collect_files
 from clamp3.progress import progress_bar
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ CONVERTERS: Mapping[str, ConverterSpec] = MappingProxyType(
         "abc2interleaved": ConverterSpec(
             frozenset({FileKind.ABC}), ".abc", "ABC -> interleaved ABC, one output per tune"
         ),
+        "abc2xml": ConverterSpec(frozenset({FileKind.ABC}), ".xml", "ABC -> MusicXML, one output per tune"),
         "midi2mtf": ConverterSpec(
             frozenset({FileKind.MIDI}), ".mtf", "MIDI -> MTF text (symbolic model input)"
         ),
@@ -50,9 +52,16 @@ CONVERTERS: Mapping[str, ConverterSpec] = MappingProxyType(
             frozenset({FileKind.AUDIO}), ".npy", "audio -> MERT features [1, n_windows, D] (float32)"
         ),
         "image2caption": ConverterSpec(frozenset({FileKind.IMAGE}), ".txt", "image -> caption text"),
+        "symbolic2m3": ConverterSpec(
+            frozenset({FileKind.ABC, FileKind.MTF}),
+            ".npy",
+            "interleaved ABC, MTF -> M3 per-patch features [1, n_patches, H] (needs --m3)",
+        ),
     }
 )
-MODEL_CONVERTERS = frozenset({"audio2mert", "image2caption"})
+MODEL_CONVERTERS = frozenset({"audio2mert", "image2caption", "symbolic2m3"})
+_PER_TUNE = frozenset({"abc2interleaved", "abc2xml"})
+"""Converters writing one output per tune of an ABC file (``name.abc`` -> ``name.<X>.<suffix>``)."""
 _MIN_TASKS_PER_WORKER = 4
 """Fewer files than this per worker run in this process: starting workers would cost more."""
 _CHUNKS_PER_WORKER = 8
@@ -66,6 +75,11 @@ class ConvertOptions:
     """``audio2mert``: a registry name or a MERT checkpoint folder."""
     captioner: str = "blip-base"
     """``image2caption``: a registry name or a BLIP checkpoint folder."""
+    m3: Path | None = None
+    """``symbolic2m3``: an M3 checkpoint (official layout)."""
+    m3_config: Path | None = None
+    """``symbolic2m3``: a CLaMP 3 ``config.json`` whose symbolic tower the M3 encoder is (default:
+    the official sizes)."""
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     batch_size: int = 8
     device: str | None = None
@@ -174,8 +188,8 @@ def _write_text(path: Path, text: str) -> None:
 def _convert_file(converter: str, task: Task, m3_compatible: bool) -> _Outcome:
     """Convert one file (runs in a worker process; every failure comes back as data)."""
     try:
-        if converter == "abc2interleaved":
-            return _convert_abc_tunes(task)
+        if converter in _PER_TUNE:
+            return _convert_abc_tunes(converter, task)
         if task.output.exists():
             return _Outcome(existing=(task.output,))
         warnings: tuple[str, ...] = ()
@@ -207,9 +221,11 @@ def _convert_file(converter: str, task: Task, m3_compatible: bool) -> _Outcome:
         return _Outcome(failures=(InputError.unexpected(task.source, exc),))
 
 
-def _convert_abc_tunes(task: Task) -> _Outcome:
+def _convert_abc_tunes(converter: str, task: Task) -> _Outcome:
+    from clamp3.preprocess.abc_convert import abc_to_musicxml
     from clamp3.preprocess.sheet import abc_file_tunes, tune_to_interleaved
 
+    convert_tune = abc_to_musicxml if converter == "abc2xml" else tune_to_interleaved
     tunes = abc_file_tunes(task.source)
     written, existing, failures, warnings = [], [], [], []
     for tune in tunes:
@@ -221,7 +237,7 @@ def _convert_abc_tunes(task: Task) -> _Outcome:
             existing.append(output)
             continue
         try:
-            result = tune_to_interleaved(tune.text, source=tune.id)
+            result = convert_tune(tune.text, source=tune.id)
         except InputError as error:
             failures.append(error)
             continue
@@ -244,7 +260,7 @@ def _run_file_converter(
     converter: str, tasks: list[Task], options: ConvertOptions, show_progress: bool
 ) -> list[_Outcome]:
     outcomes: list[_Outcome] = []
-    if converter != "abc2interleaved":  # one output per file: finished files need no worker
+    if converter not in _PER_TUNE:  # one output per file: finished files need no worker
         done = [task for task in tasks if task.output.exists()]
         outcomes.append(_Outcome(existing=tuple(task.output for task in done)))
         tasks = [task for task in tasks if not task.output.exists()]
@@ -283,13 +299,18 @@ def _run_model_converter(
     outcomes = [_Outcome(existing=tuple(task.output for task in existing))]
     if not pending:
         return outcomes
-    run: Callable[[list[Task], ConvertOptions, bool], list[_Outcome]] = (
-        _mert_features if converter == "audio2mert" else _captions
-    )
+    run: Callable[[list[Task], ConvertOptions, bool], list[_Outcome]] = {
+        "audio2mert": _mert_features,
+        "image2caption": _captions,
+        "symbolic2m3": _m3_features,
+    }[converter]
     return outcomes + run(pending, options, show_progress)
 
 
 def _mert_features(tasks: list[Task], options: ConvertOptions, show_progress: bool) -> list[_Outcome]:
+    import numpy as np
+
+    from clamp3.hub.download import resolve_model_dir
     from clamp3.preprocess.mert import MertExtractor
 
     extractor = MertExtractor.from_pretrained(resolve_model_dir(options.mert), device=options.device)
@@ -306,11 +327,14 @@ def _mert_features(tasks: list[Task], options: ConvertOptions, show_progress: bo
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
+    import numpy as np
+
     with path.open("wb") as handle:
         np.save(handle, array)
 
 
 def _captions(tasks: list[Task], options: ConvertOptions, show_progress: bool) -> list[_Outcome]:
+    from clamp3.hub.download import resolve_model_dir
     from clamp3.preprocess.image import BlipCaptioner, caption_files
 
     captioner = BlipCaptioner.from_pretrained(resolve_model_dir(options.captioner), device=options.device)
@@ -325,4 +349,33 @@ def _captions(tasks: list[Task], options: ConvertOptions, show_progress: bool) -
             continue
         _write_text(task.output, result.caption)
         outcomes.append(_Outcome(written=(task.output,)))
+    return outcomes
+
+
+def _m3_features(tasks: list[Task], options: ConvertOptions, show_progress: bool) -> list[_Outcome]:
+    from clamp3.config import CLaMP3Config
+    from clamp3.m3_features import M3FeatureExtractor
+    from clamp3.preprocess.abc_tunes import is_interleaved
+
+    if options.m3 is None:
+        raise Clamp3Error("symbolic2m3 needs the M3 weights: give --m3 CHECKPOINT")
+    config = CLaMP3Config.load(options.m3_config).symbolic if options.m3_config else None
+    extractor = M3FeatureExtractor.from_checkpoint(options.m3, config, options.device)
+    outcomes = []
+    with progress_bar(len(tasks), "M3 features", show_progress) as bar:
+        for task in tasks:
+            try:
+                text = _read_text(task.source)
+                if task.source.suffix.lower() != ".mtf" and not is_interleaved(text):
+                    raise InputError(
+                        task.source, "not interleaved ABC: convert it with abc2interleaved first"
+                    )
+                features = extractor.features(text)
+                atomic_write(task.output, lambda tmp, f=features: _save_npy(tmp, f))
+                outcomes.append(_Outcome(written=(task.output,)))
+            except InputError as error:
+                outcomes.append(_Outcome(failures=(error,)))
+            except ValueError as exc:  # the patchilizer's one-line complaint about the text
+                outcomes.append(_Outcome(failures=(InputError(task.source, str(exc)),)))
+            bar.advance()
     return outcomes

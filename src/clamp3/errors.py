@@ -25,6 +25,10 @@ class UnknownItemError(Clamp3Error):
     """A library has no item with the given id."""
 
 
+class MissingDependencyError(Clamp3Error):
+    """An optional package is needed for this feature (the message says which extra to install)."""
+
+
 class InputError(Clamp3Error):
     """One input file (or item) cannot be turned into model input.
 

@@ -8,8 +8,11 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
 
 
 @functools.cache
@@ -49,6 +52,24 @@ def npy_name(item_path: str) -> Path:
 
 def save_npy(target: Path, array: np.ndarray) -> None:
     """Write ``array`` as float32 ``.npy``, atomically."""
+    import numpy as np
+
     buffer = io.BytesIO()
     np.save(buffer, np.asarray(array, dtype=np.float32), allow_pickle=False)
     atomic_write(target, lambda tmp: tmp.write_bytes(buffer.getvalue()))
+
+
+def embeddings_schema(fingerprint: str, name: str | None) -> pa.Schema:
+    """The columns of ``clamp3 embed --format parquet`` (``--ray`` too): id, path, modality, vector,
+    with the model's fingerprint (``model``) and name (``model_name``) in the metadata."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            pa.field("id", pa.string()),
+            pa.field("path", pa.string()),
+            pa.field("modality", pa.string()),
+            pa.field("vector", pa.list_(pa.float32())),
+        ],
+        metadata={"model": fingerprint, "model_name": name or ""},
+    )

@@ -11,6 +11,8 @@ others go on.
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -31,6 +33,8 @@ from clamp3.progress import progress_bar
 if TYPE_CHECKING:
     from clamp3.encoder import CLaMP3
     from clamp3.model.towers import Tower
+
+logger = logging.getLogger(__name__)
 
 # Bump a stage's version when its output for the same file changes; old cache entries then miss.
 STAGE_VERSIONS: Mapping[str, str] = MappingProxyType(
@@ -134,6 +138,8 @@ class Pipeline:
         self._captioner = None
         self.encoder_calls = 0
         """How many times the model's encoder ran (0 on a fully cached re-run)."""
+        self._cache_lookups: Counter[str] = Counter()
+        """Cache hits and misses per stage ("midi hit", "vector miss"...), for the log."""
 
     def _check_mert_use(self, model: CLaMP3) -> None:
         """Refuse a MERT choice that the model would ignore (it reads other audio features)."""
@@ -158,7 +164,18 @@ class Pipeline:
             if not path.exists():
                 raise InputError(path, "no such file or directory")
         found, skipped = collect_files(paths, recursive=self.options.recursive)
-        return list(found), list(skipped)
+        found, skipped = list(found), list(skipped)
+        kinds = Counter(kind.value for _, kind in found)
+        logger.info(
+            "found %d file(s) in %s: %s; %d unrecognised",
+            len(found),
+            ", ".join(map(str, paths)),
+            _counts(kinds),
+            len(skipped),
+        )
+        for path, kind in found:
+            logger.debug("found %s (%s)", path, kind.value)
+        return found, skipped
 
     def items_from_files(
         self, files: Sequence[tuple[Path, FileKind]], show_progress: bool | None = None
@@ -170,6 +187,7 @@ class Pipeline:
         it becomes that file's :class:`InputError`. ``show_progress`` overrides the options' setting.
         """
         progress = self.options.show_progress if show_progress is None else show_progress
+        lookups = self._cache_lookups.copy()
         prepared: dict[Path, list[Item | InputError]] = {}
         for path, kind in files:
             refused = self._refusal(path, kind)
@@ -189,6 +207,13 @@ class Pipeline:
                     failures.append(result)
                 else:
                     items.append(result)
+        logger.info(
+            "read %d file(s): %d input(s), %d failure(s); cache: %s",
+            len(files),
+            len(items),
+            len(failures),
+            _counts(self._cache_lookups - lookups),
+        )
         return items, failures
 
     def _refusal(self, path: Path, kind: FileKind) -> InputError | None:
@@ -242,9 +267,10 @@ class Pipeline:
             return convert()
         key = digest(STAGE_VERSIONS[stage], kind.value, file_digest(path))
         text = self.cache.get_text(key)
+        failed = self.cache.get_text(digest(key, "failed")) if text is None else None
+        self._looked_up(stage, text is not None or failed is not None, path)
         if text is not None:
             return text
-        failed = self.cache.get_text(digest(key, "failed"))
         if failed is not None:
             raise InputError(path, failed)
         try:
@@ -343,6 +369,7 @@ class Pipeline:
                 results[path] = [InputError(path, exc.strerror or str(exc))]
                 continue
             cached = self.cache.get_array(keys[path]) if self.cache is not None else None
+            self._looked_up("audio", cached is not None, path)
             if cached is not None:
                 results[path] = [Item(str(path), FileKind.AUDIO, cached, path)]
             else:
@@ -437,6 +464,7 @@ class Pipeline:
                 results[path] = [InputError(path, exc.strerror or str(exc))]
                 continue
             caption = self.cache.get_text(keys[path]) if self.cache is not None else None
+            self._looked_up("caption", caption is not None, path)
             if caption is not None:
                 results[path] = [_image_item(path, caption)]
             else:
@@ -473,10 +501,17 @@ class Pipeline:
         missing: dict[str, list[int]] = {}
         for index, (item, key) in enumerate(zip(items, keys, strict=True)):
             cached = self.cache.get_array(key) if self.cache is not None else None
+            self._looked_up("vector", cached is not None, item.id)
             if cached is not None:
                 outputs[index] = cached
             else:
                 missing.setdefault(item.tower, []).append(index)
+        logger.info(
+            "embedding %d input(s): %d from the cache, to encode: %s",
+            len(items),
+            len(items) - sum(map(len, missing.values())),
+            _counts(Counter({tower: len(indices) for tower, indices in missing.items()})),
+        )
         for tower, indices in missing.items():
             vectors = self._encode(tower, [items[i].data for i in indices], global_features, progress)
             for index, vector in zip(indices, vectors, strict=True):
@@ -513,6 +548,14 @@ class Pipeline:
         matrix = np.stack(vectors) if vectors else np.zeros((0, self.model.embedding_dim), np.float32)
         return Embeddings(kept, matrix, failures)
 
+    def _looked_up(self, stage: str, hit: bool, what: object) -> None:
+        """Count a cache lookup of ``stage`` for the log (nothing without a cache)."""
+        if self.cache is None:
+            return
+        outcome = "hit" if hit else "miss"
+        self._cache_lookups[f"{stage} {outcome}"] += 1
+        logger.debug("cache %s: %s %s", outcome, stage, what)
+
     def _vector_key(self, item: Item, scope: str) -> str:
         data = item.data
         content = data.tobytes() + str(data.shape).encode() if isinstance(data, np.ndarray) else data
@@ -546,6 +589,14 @@ class Pipeline:
                 items, failures = self.items_from_files(chunk, show_progress=False)
                 result = self.embed_items(items, global_features, show_progress=False)
                 result.failures[:0] = failures
+                logger.info(
+                    "embedded files %d-%d of %d: %d vector(s), %d failure(s)",
+                    start + 1,
+                    start + len(chunk),
+                    len(files),
+                    len(result.items),
+                    len(result.failures),
+                )
                 yield result
                 bar.advance(len(chunk))
 
@@ -555,3 +606,8 @@ class Pipeline:
         items, failures = self.items_from_files(files)
         result = self.embed_items(items, global_features)
         return Embeddings(result.items, result.vectors, failures + result.failures, skipped)
+
+
+def _counts(counts: Counter[str]) -> str:
+    """``abc 2, midi 1`` (sorted by name), or ``none``."""
+    return ", ".join(f"{name} {count}" for name, count in sorted(counts.items())) or "none"

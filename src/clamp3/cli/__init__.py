@@ -10,6 +10,7 @@ from clamp3.cli.classify import classify_command, probe_group
 from clamp3.cli.convert import convert_command
 from clamp3.cli.demo import demo
 from clamp3.cli.library import library_group
+from clamp3.cli.logs import add_verbose_option
 from clamp3.cli.models import models
 from clamp3.cli.serve import serve_command
 from clamp3.cli.tasks import embed_command, eval_command, score_command, search_command
@@ -38,3 +39,4 @@ for command in (
     demo,
 ):
     main.add_command(command)
+add_verbose_option(main)

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from clamp3.cli.common import friendly_errors, model_options, report_problems
+from clamp3.extras import require
 from clamp3.fileio import atomic_write
 
 
@@ -71,6 +70,8 @@ def classify_command(
     from clamp3.api import zero_shot
     from clamp3.retrieval import read_labels_csv
 
+    if confusion is not None:
+        require("--confusion", "matplotlib.figure")
     truth_labels = read_labels_csv(truth) if truth is not None else None
     result = zero_shot(
         paths,
@@ -91,6 +92,9 @@ def classify_command(
                 json.dumps({"id": item_id, "prediction": top[0]["label"], "top": top}, ensure_ascii=False)
             )
     else:
+        from rich.console import Console
+        from rich.table import Table
+
         table = Table("file", *(f"#{i + 1}" for i in range(order.shape[1])))
         for row, item_id in enumerate(result.ids):
             table.add_row(
@@ -123,15 +127,51 @@ def probe_group() -> None:
     """Train and apply a linear classifier on global vectors."""
 
 
-def _vectors(paths: tuple[Path, ...], model_args: dict[str, Any], features_model: str):
-    """Vectors of ``paths`` and the name of the model they come from."""
-    from clamp3.api import Session, collect, is_precomputed
+def _declared_model(model: Any, features_model: str | None) -> tuple[str, str | None]:
+    """The model of precomputed vectors that record none: ``-m`` (by fingerprint when its weights are
+    here) or the label ``--features-model``."""
+    if model is not None and features_model is not None:
+        raise click.UsageError("give -m (a model) or --features-model (a label), not both")
+    if model is None:
+        return features_model or "precomputed", None
+    from clamp3.api import model_name
+    from clamp3.hub.identity import model_identity
 
-    if all(is_precomputed(p) for p in paths):
-        found = collect(None, paths)
-        return found, features_model
-    found = collect(Session.open(**model_args), paths)
-    return found, found.features.model
+    name = model_name(model)
+    return model_identity(name).fingerprint or name, name
+
+
+def _vectors(
+    groups: list[tuple[Path, ...]], model_args: dict[str, Any], features_model: str | None
+) -> list[Any]:
+    """One collection per group of paths, all of one model, each recording that model: embedded
+    files by the model they were embedded with, vector files by the one they record, bare ``.npy``
+    vectors by the one declared (see ``_declared_model``)."""
+    from dataclasses import replace
+
+    from clamp3.api import Session, check_same_model, collect, is_precomputed
+
+    session, found = None, []
+    for paths in groups:
+        if all(is_precomputed(p) for p in paths):
+            collection = collect(None, paths, model=model_args["model"])
+            if collection.features.model is None:
+                model, name = _declared_model(model_args["model"], features_model)
+                collection.features = replace(collection.features, model=model, model_name=name)
+        else:
+            session = session or Session.open(**model_args)
+            collection = collect(session, paths)
+        found.append(collection)
+    check_same_model([collection.features for collection in found])
+    return found
+
+
+def _labels(features: Any, labels_csv: Path | None) -> list[str]:
+    from clamp3.retrieval import labels_for, labels_from_filenames, read_labels_csv
+
+    if labels_csv is None:
+        return labels_from_filenames(features)
+    return labels_for(features, read_labels_csv(labels_csv))
 
 
 @probe_group.command("train")
@@ -140,8 +180,7 @@ def _vectors(paths: tuple[Path, ...], model_args: dict[str, Any], features_model
     "--labels",
     "labels_csv",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="labels.csv: id (relative path or its key), label.",
+    help="labels.csv: id (relative path or its key), label [labels from file names: label_name.npy].",
 )
 @click.option(
     "-o",
@@ -151,10 +190,19 @@ def _vectors(paths: tuple[Path, ...], model_args: dict[str, Any], features_model
     help="Where to save the probe (.safetensors).",
 )
 @click.option(
+    "--validation",
+    "validation_path",
+    type=click.Path(exists=True, path_type=Path),
+    help="Validation files or vectors (labelled like PATHS) [a stratified 20% of PATHS].",
+)
+@click.option(
+    "--balanced", is_flag=True, help="Weigh each item's loss by the inverse frequency of its label."
+)
+@click.option(
     "--features-model",
-    default="precomputed",
-    show_default=True,
-    help="Name recorded for precomputed .npy features (their model is unknown to clamp3).",
+    default=None,
+    help="Label recorded for .npy vectors of a model clamp3 does not know (else name it with -m) "
+    "[precomputed].",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--learning-rate", type=float, default=1e-3, show_default=True)
@@ -163,29 +211,52 @@ def _vectors(paths: tuple[Path, ...], model_args: dict[str, Any], features_model
 @friendly_errors
 def probe_train(
     paths: tuple[Path, ...],
-    labels_csv: Path,
+    labels_csv: Path | None,
     output: Path,
-    features_model: str,
+    validation_path: Path | None,
+    balanced: bool,
+    features_model: str | None,
     epochs: int,
     learning_rate: float,
     seed: int,
     model_args: dict[str, Any],
 ) -> None:
-    """Train a probe on the vectors of PATHS (files, folders or precomputed features)."""
-    from clamp3.retrieval import LinearProbe, ProbeConfig, labels_for, read_labels_csv
+    """Train a probe on the vectors of PATHS (files, folders, .npy vectors or embed's .npz/.parquet).
 
-    found, model_name = _vectors(paths, model_args, features_model)
-    labels = labels_for(found.features, read_labels_csv(labels_csv))
-    config = ProbeConfig(max_epochs=epochs, learning_rate=learning_rate, seed=seed)
-    probe, report = LinearProbe.fit(found.features.vectors, labels, embedding_model=model_name, config=config)
+    The probe records the vectors' model; for bare .npy vectors name it with -m (the model that made
+    them), so that `probe predict` accepts that model's files.
+    """
+    from clamp3.retrieval import LinearProbe, ProbeConfig
+
+    groups = [paths] + ([(validation_path,)] if validation_path is not None else [])
+    found = _vectors(groups, model_args, features_model)
+    features = found[0].features
+    validation = None
+    if validation_path is not None:
+        validation = (found[1].features.vectors, _labels(found[1].features, labels_csv))
+    config = ProbeConfig(max_epochs=epochs, learning_rate=learning_rate, seed=seed, balanced=balanced)
+    probe, report = LinearProbe.fit(
+        features.vectors,
+        _labels(features, labels_csv),
+        embedding_model=str(features.model),
+        embedding_model_name=features.model_name,
+        config=config,
+        validation=validation,
+    )
     probe.save(output)
-    scores = report.validation or report.train
     which = "validation" if report.validation else "training"
+    for score in report.history:
+        click.echo(
+            f"epoch {score.epoch}: {which} accuracy {score.accuracy:.4f}  macro-F1 {score.macro_f1:.4f}  "
+            f"loss {score.loss:.4f}",
+            err=True,
+        )
+    scores = report.validation or report.train
     click.echo(
         f"{which} accuracy: {scores.accuracy:.4f}  macro-F1: {scores.macro_f1:.4f}  "
         f"(epoch {report.best_epoch} of {report.epochs_run}); saved {output}"
     )
-    if report_problems(found.failures, found.skipped):
+    if report_problems([f for c in found for f in c.failures], [s for c in found for s in c.skipped]):
         raise SystemExit(1)
 
 
@@ -194,22 +265,30 @@ def probe_train(
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--features-model",
-    default="precomputed",
-    show_default=True,
-    help="Name of the model of precomputed .npy features (must match the probe's).",
+    default=None,
+    help="Label of the model of .npy vectors, as given to probe train (else -m names the model) "
+    "[the probe's model].",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
 @model_options
 @friendly_errors
 def probe_predict(
-    probe_path: Path, paths: tuple[Path, ...], features_model: str, as_json: bool, model_args: dict[str, Any]
+    probe_path: Path,
+    paths: tuple[Path, ...],
+    features_model: str | None,
+    as_json: bool,
+    model_args: dict[str, Any],
 ) -> None:
-    """Label the vectors of PATHS with a trained probe."""
+    """Label the vectors of PATHS with a trained probe (files are embedded by the probe's model
+    unless -m names another)."""
     from clamp3.retrieval import LinearProbe
 
     probe = LinearProbe.load(probe_path)
-    found, model_name = _vectors(paths, model_args, features_model)
-    probabilities = probe.probabilities(found.features.vectors, embedding_model=model_name)
+    if model_args["model"] is None and features_model is None:
+        model_args = {**model_args, "model": probe.embedding_model_name}
+        features_model = None if probe.embedding_model_name else probe.embedding_model
+    (found,) = _vectors([paths], model_args, features_model)
+    probabilities = probe.probabilities(found.features)
     for item_id, row in zip(found.features.ids, probabilities, strict=True):
         label = probe.labels[int(row.argmax())]
         if as_json:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 from clamp3.errors import Clamp3Error, InputError
 
@@ -76,6 +76,49 @@ def model_options(command: Callable) -> Callable:
     return wrapper
 
 
+def _ray_address(value: str | None) -> str | None:
+    """``--ray``'s value, refused when it is no Ray address (``--ray`` took a PATH or URL as its value)."""
+    if value is None or value in ("local", "auto") or value.startswith("ray://"):
+        return value
+    if re.fullmatch(r"[\w.-]+:\d+", value):
+        return value
+    raise click.BadParameter(
+        f"'{value}' is not a Ray address (auto, HOST:PORT, ray://HOST:PORT); put --ray after the paths "
+        "or write --ray=ADDRESS"
+    )
+
+
+_RAY_OPTIONS = (
+    click.option(
+        "--ray",
+        "ray_address",
+        is_flag=False,
+        flag_value="local",
+        default=None,
+        metavar="[ADDRESS]",
+        callback=lambda _ctx, _param, value: _ray_address(value),
+        help="Embed on Ray: a cluster's ADDRESS (ray://head:10001, auto), or a local runtime without one.",
+    ),
+    click.option(
+        "--ray-workers", type=click.IntRange(min=1), default=2, show_default=True, help="Model actors on Ray."
+    ),
+    click.option(
+        "--ray-gpus",
+        type=click.FloatRange(min=0),
+        default=None,
+        help="GPUs per actor, e.g. 0.5 for two actors a GPU [1 with --device cuda or a cluster with GPUs].",
+    ),
+)
+
+
+def ray_options(command: Callable) -> Callable:
+    """Add ``--ray [ADDRESS]``, ``--ray-workers`` and ``--ray-gpus``; the command receives
+    ``ray_address`` (``None`` without ``--ray``), ``ray_workers`` and ``ray_gpus``."""
+    for option in reversed(_RAY_OPTIONS):
+        command = option(command)
+    return command
+
+
 def friendly_errors(command: Callable) -> Callable:
     """Turn clamp3's own errors into one ``Error: ...`` line and exit code 1."""
 
@@ -91,6 +134,8 @@ def friendly_errors(command: Callable) -> Callable:
 
 def report_problems(failures: Iterable[InputError], skipped: Iterable[Path] = ()) -> bool:
     """Print skipped and failed files to stderr; True when something failed."""
+    from rich.console import Console
+
     console = Console(stderr=True, soft_wrap=True)
     for path in skipped:
         console.print(f"skipped (unrecognised file): {path}", style="yellow", markup=False)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
+from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from clamp3.convert import CONVERTERS, ConvertOptions, convert
 from clamp3.errors import Clamp3Error
+
+logger = logging.getLogger(__name__)
 
 _HELP = (
     "Convert files and folders into model input; outputs mirror the input tree under the -o folder.\n\n\b\n"
@@ -36,10 +38,19 @@ _HELP = (
 @click.option(
     "--captioner", default="blip-base", show_default=True, help="image2caption: model name or folder."
 )
+@click.option(
+    "--m3",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="symbolic2m3: an M3 checkpoint (official layout, e.g. best/m3.pth of clamp3 train m3).",
+)
+@click.option(
+    "--m3-config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="symbolic2m3: a CLaMP 3 config.json giving the M3 encoder's sizes [the official ones].",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--device", default=None, help="Device for model-based converters [cuda if available].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("-v", "--verbose", is_flag=True, help="List the converters' warnings.")
 def convert_command(
     kind: str,
     inputs: tuple[str, ...],
@@ -48,13 +59,23 @@ def convert_command(
     m3_compatible: bool,
     mert: str,
     captioner: str,
+    m3: Path | None,
+    m3_config: Path | None,
     batch_size: int,
     device: str | None,
     quiet: bool,
-    verbose: bool,
 ) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     options = ConvertOptions(
-        m3_compatible=m3_compatible, mert=mert, captioner=captioner, batch_size=batch_size, device=device
+        m3_compatible=m3_compatible,
+        mert=mert,
+        captioner=captioner,
+        m3=m3,
+        m3_config=m3_config,
+        batch_size=batch_size,
+        device=device,
     )
     if jobs is not None:
         options = replace(options, jobs=jobs)
@@ -78,8 +99,8 @@ def convert_command(
     console.print(table)
     for path in report.unknown:
         console.print(f"[yellow]skipped (unrecognised file): {path}[/yellow]", soft_wrap=True)
-    for warning in report.warnings if verbose else ():
-        console.print(f"warning: {warning}", soft_wrap=True, markup=False)
+    for warning in report.warnings:
+        logger.info("converter warning: %s", warning)
     for failure in report.failures:
         console.print(f"[red]failed:[/red] {failure}", soft_wrap=True)
     if not report.ok:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from clamp3.cli.common import friendly_errors, model_options, report_problems
+from clamp3.cli.common import friendly_errors, model_options, ray_options, report_problems
 from clamp3.cli.tasks import hit_json, parse_kinds
 
 library_option = click.option(
@@ -27,16 +24,6 @@ def _open(library_dir: str, model: Any = None):
     from clamp3.library import Library
 
     return Library.open(library_dir, model=model)
-
-
-def _ray_address(value: str | None) -> str | None:
-    """``--ray``'s value, refused when it is no Ray address (``--ray`` took a PATH as its value)."""
-    if value is None or value in ("local", "auto") or "://" in value or re.fullmatch(r"[\w.-]+:\d+", value):
-        return value
-    raise click.BadParameter(
-        f"'{value}' is not a Ray address (auto, HOST:PORT, ray://HOST:PORT); put --ray after the paths "
-        "or write --ray=ADDRESS"
-    )
 
 
 @click.group("library")
@@ -75,32 +62,14 @@ def init_command(
 
 
 @library_group.command("add")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True)
 @library_option
 @click.option("--prune", is_flag=True, help="Remove the rows of files gone from PATHS.")
-@click.option(
-    "--ray",
-    "ray_address",
-    is_flag=False,
-    flag_value="local",
-    default=None,
-    metavar="[ADDRESS]",
-    callback=lambda _ctx, _param, value: _ray_address(value),
-    help="Embed on Ray: a cluster's ADDRESS (e.g. ray://head:10001, auto), or a local runtime without one.",
-)
-@click.option(
-    "--ray-workers", type=click.IntRange(min=1), default=2, show_default=True, help="Model actors on Ray."
-)
-@click.option(
-    "--ray-gpus",
-    type=click.FloatRange(min=0),
-    default=None,
-    help="GPUs per actor, e.g. 0.5 for two actors a GPU [1 with --device cuda or on a cluster with GPUs].",
-)
+@ray_options
 @model_options
 @friendly_errors
 def add_command(
-    paths: tuple[Path, ...],
+    paths: tuple[str, ...],
     library_dir: str,
     prune: bool,
     ray_address: str | None,
@@ -108,7 +77,14 @@ def add_command(
     ray_gpus: float | None,
     model_args: dict[str, Any],
 ) -> None:
-    """Index PATHS: new and changed files are embedded, unchanged ones cost a stat."""
+    """Index PATHS: new and changed files are embedded, unchanged ones cost a stat. With --ray, PATHS
+    may be URLs (s3://bucket/music, gs://..., file:///...)."""
+    from rich.console import Console
+
+    if ray_address is not None:
+        from clamp3.extras import require
+
+        require("--ray", "ray.data")
     library = _open(library_dir, model_args["model"])
     options = model_args["options"]
     report = library.add(
@@ -177,6 +153,9 @@ def search_command(
         for hit in hits:
             click.echo(hit_json(hit.rank, hit.score, hit.id, hit.path, hit.kind, hit.caption))
         return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table("rank", "score", "kind", "title", "path", "id", title=f"Top {len(hits)} of {len(library)}")
     for hit in hits:
         table.add_row(

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
 
 from clamp3.errors import Clamp3Error
-from clamp3.hub import REGISTRY, cached_path, fetch, get_entry
 
 
 @click.group()
@@ -17,6 +15,8 @@ def models() -> None:
 @models.command("list")
 def list_models() -> None:
     """Known model names, their licences and whether their files are in the local cache."""
+    from clamp3.hub import REGISTRY, cached_path
+
     width = max(len(name) for name in REGISTRY) + 2
     click.echo(f"{'name':<{width}}{'kind':<16}{'licence':<15}{'cached':<9}repository")
     for entry in REGISTRY.values():
@@ -30,6 +30,10 @@ def list_models() -> None:
 @click.argument("names", nargs=-1, required=True)
 def pull(names: tuple[str, ...]) -> None:
     """Download models (and what they need) into the Hugging Face cache."""
+    from rich.console import Console
+
+    from clamp3.hub import fetch, get_entry
+
     console = Console(stderr=True)
     try:
         queue = list(dict.fromkeys(n for name in names for n in (name, *get_entry(name).requires)))
@@ -47,6 +51,8 @@ def pull(names: tuple[str, ...]) -> None:
 @click.argument("name")
 def info(name: str) -> None:
     """Details of one model: repository, licence, files and where they are cached."""
+    from clamp3.hub import cached_path, get_entry
+
     try:
         entry = get_entry(name)
     except Clamp3Error as exc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import logging
 from typing import Any
 
 import click
@@ -66,17 +65,14 @@ def serve_command(
             f"refusing to serve on {host} without a token: give --token or set CLAMP3_TOKEN "
             "(or bind 127.0.0.1)"
         )
-    try:
-        import uvicorn
+    from clamp3.extras import require
 
-        from clamp3.server import ServerSettings, create_app
-    except ImportError as exc:
-        raise click.ClickException(
-            f"clamp3 serve needs the server extra ({exc.name} is missing): pip install 'clamp3[server]'"
-        ) from None
+    require("clamp3 serve", "fastapi", "uvicorn", "multipart", "verovio")
+    import uvicorn
+
     from clamp3.library import Library
+    from clamp3.server import ServerSettings, create_app
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     library = Library.open(library_dir, model=model_args["model"])
     settings = ServerSettings(
         token=token,

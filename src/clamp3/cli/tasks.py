@@ -7,13 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
-from rich.console import Console
-from rich.table import Table
 
-from clamp3.cli.common import friendly_errors, model_options, report_problems
+from clamp3.cli.common import friendly_errors, model_options, ray_options, report_problems
 from clamp3.errors import InputError
-from clamp3.fileio import atomic_write, npy_name, save_npy
+from clamp3.extras import require
+from clamp3.fileio import atomic_write, embeddings_schema, npy_name, save_npy
 from clamp3.modality import FileKind, kinds_from_names
 
 
@@ -26,38 +24,64 @@ def parse_kinds(modality: str | None, option: str = "--modality") -> set[FileKin
 
 
 @click.command("embed")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True)
 @click.option(
     "-o",
     "--output",
     type=click.Path(path_type=Path),
     required=True,
-    help="Folder (npy: one file per item, mirroring the input tree) or file (npz, parquet).",
+    help="Folder (npy: one file per item, mirroring the input tree) or file (npz, parquet: read back by "
+    "search, score, eval and probe with ids, paths, modalities and the model).",
 )
 @click.option(
     "--local", "local", is_flag=True, help="Per-position features [1, L, H] instead of global [1, D]."
 )
 @click.option(
-    "--format", "fmt", type=click.Choice(["npy", "npz", "parquet"]), default="npy", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["npy", "npz", "parquet"]),
+    default=None,
+    help="Output format [npy; with --ray: parquet, the only one it writes].",
 )
+@ray_options
 @model_options
 @friendly_errors
 def embed_command(
-    paths: tuple[Path, ...], output: Path, local: bool, fmt: str, model_args: dict[str, Any]
+    paths: tuple[str, ...],
+    output: Path,
+    local: bool,
+    fmt: str | None,
+    ray_address: str | None,
+    ray_workers: int,
+    ray_gpus: float | None,
+    model_args: dict[str, Any],
 ) -> None:
-    """Embed files and folders of any modality mix.
+    """Embed files and folders of any modality mix; with --ray, files and folders at URLs too
+    (s3://bucket/music, gs://..., file:///...).
 
     With the npy format each item's file is written as soon as its chunk of files is embedded, so an
     interrupted run keeps its finished work; a re-run reads it back from the cache and completes the rest.
     """
-    from clamp3.api import Session, relative_id
+    import numpy as np
+    from rich.console import Console
 
+    from clamp3.api import Session, relative_id
+    from clamp3.distributed.urls import is_url
+
+    if ray_address is not None:
+        _embed_on_ray(paths, output, local, fmt, ray_address, ray_workers, ray_gpus, model_args)
+        return
+    if any(is_url(p) for p in paths):
+        raise click.UsageError("URLs are read on Ray only: add --ray")
+    fmt = fmt or "npy"
     if local and fmt != "npy":
         raise click.UsageError("--local writes one .npy per item; use --format npy")
+    if fmt == "parquet":
+        require("--format parquet", "pyarrow")
     session = Session.open(**model_args)
     ids, paths_out, kinds, vectors, failures, skipped = [], [], [], [], [], []
     written: dict[Path, str] = {}
-    for root in paths:
+    for root in map(Path, paths):
         files, unknown = session.pipeline.collect([root])
         skipped += unknown
         for chunk in session.pipeline.iter_embeddings(files, global_features=not local):
@@ -91,30 +115,61 @@ def embed_command(
                     modality=np.array(kinds),
                     vectors=matrix.astype(np.float32),
                     model=np.array(session.model.fingerprint),
+                    model_name=np.array(session.name or ""),
                 )
 
         atomic_write(output, write)
     elif fmt == "parquet":
-        _write_parquet(output, ids, paths_out, kinds, vectors, session.model.fingerprint)
+        _write_parquet(output, ids, paths_out, kinds, vectors, session.model.fingerprint, session.name)
     Console(stderr=True).print(f"{len(ids)} item(s) embedded into {output}")
     if report_problems(failures, skipped):
         raise SystemExit(1)
 
 
-def _write_parquet(output: Path, ids, paths, kinds, vectors, fingerprint: str) -> None:
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise click.ClickException("--format parquet needs pyarrow: pip install 'clamp3[parquet]'") from None
+def _embed_on_ray(
+    paths: tuple[str, ...],
+    output: Path,
+    local: bool,
+    fmt: str | None,
+    address: str,
+    workers: int,
+    gpus: float | None,
+    model_args: dict[str, Any],
+) -> None:
+    """``embed --ray``: one Parquet file of global vectors (see :mod:`clamp3.distributed.embed`)."""
+    from rich.console import Console
+
+    from clamp3.distributed.embed import embed_on_ray
+
+    if local or fmt not in (None, "parquet"):
+        raise click.UsageError(
+            "--ray writes global vectors to one Parquet file: leave out --local; --format parquet or none"
+        )
+    require("--ray", "ray.data")
+    report = embed_on_ray(
+        list(paths),
+        output,
+        model_args["model"],
+        ray=address,
+        ray_workers=workers,
+        ray_gpus=gpus,
+        cache=model_args["cache"],
+        options=model_args["options"],
+        device=model_args["device"],
+    )
+    Console(stderr=True).print(f"{report.items} item(s) embedded into {output}")
+    if report_problems(report.failures, report.skipped):
+        raise SystemExit(1)
+
+
+def _write_parquet(output: Path, ids, paths, kinds, vectors, fingerprint: str, name: str | None) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     table = pa.table(
-        {
-            "id": ids,
-            "path": paths,
-            "modality": kinds,
-            "vector": pa.array([v.astype(np.float32) for v in vectors], type=pa.list_(pa.float32())),
-        },
-        metadata={"model": fingerprint},
+        {"id": ids, "path": paths, "modality": kinds, "vector": [v.astype(np.float32) for v in vectors]},
+        schema=embeddings_schema(fingerprint, name),
     )
     atomic_write(output, lambda tmp: pq.write_table(table, str(tmp)))
 
@@ -141,7 +196,9 @@ def hit_json(
 @click.option("--text", default=None, help="Query text in any language (then every argument is a target).")
 @click.option("-k", "--top-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option(
-    "--modality", default=None, help="Only these targets: text, symbolic, audio, or kinds (abc, midi...)."
+    "--modality",
+    default=None,
+    help="Only these targets: text, symbolic, audio, or kinds (abc, midi...); not for bare .npy vectors.",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
 @click.option("--include-query", is_flag=True, help="Keep the query file among the hits when it is a target.")
@@ -160,6 +217,9 @@ def search_command(
 ) -> None:
     """Search TARGETS with a QUERY file (clamp3 search QUERY TARGETS...) or a text (--text "...");
     with --library, search that library (clamp3 search QUERY --library DIR)."""
+    from rich.console import Console
+    from rich.table import Table
+
     from clamp3.api import search
 
     if text is None and not arguments:
@@ -266,6 +326,8 @@ def eval_command(
     from clamp3.api import evaluate
     from clamp3.retrieval import write_ranks_jsonl
 
+    if plot_path is not None:
+        require("--plot", "matplotlib.figure")
     outcome = evaluate(queries, references, both=both, allow_unmatched=allow_unmatched, **model_args)
     result = outcome.result
     if ranks_path is not None:

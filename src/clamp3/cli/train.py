@@ -167,6 +167,10 @@ def export_command(model_path: Path, output: Path, fmt: str, adapter: Path | Non
     from clamp3.encoder import CLaMP3
     from clamp3.model.checkpoint import save_official
 
+    if adapter is not None:
+        from clamp3.train.lora import require_peft
+
+        require_peft()
     encoder = CLaMP3.from_pretrained(model_path, device="cpu")
     if adapter is not None:
         from clamp3.train.lora import load_adapter, merge_adapter

@@ -5,6 +5,8 @@ The driver plans as the single-process ``add`` does (scan with ``stat``, hash ne
 reuse the rows of content the library already holds) and sends only the files left to embed to Ray:
 ``from_items`` → ``map_batches`` with a fixed pool of :class:`Embedder` actors (each loads the library's
 model once, checks its fingerprint, converts, embeds and reads tags) → ``iter_batches`` on the driver.
+Files at URLs are listed with the size and modification time the storage reports; the actor that
+reads one (:mod:`clamp3.distributed.urls`) hashes it.
 Ray's streaming execution bounds what is in flight; the driver commits whole files, ``batch_files`` at a
 time, with the same atomic replace as the single-process path, so a killed job loses at most the
 uncommitted batches and a re-run takes up where it stopped (committed files are unchanged by then).
@@ -14,15 +16,16 @@ A file that fails comes back as a failure row, never stops the job, and is recor
 
 from __future__ import annotations
 
-import math
+import tempfile
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from clamp3.distributed.job import ModelActor, RayJob, actor_dataset, local_files, ray_runtime
 from clamp3.errors import Clamp3Error, InputError
 from clamp3.library.scan import FileStat
 from clamp3.library.store import item_schema
@@ -47,48 +50,31 @@ def output_schema(dim: int) -> pa.Schema:
     )
 
 
-class Embedder:
-    """A Ray Data actor: the library's model (loaded once, its fingerprint checked) and a pipeline."""
+class Embedder(ModelActor):
+    """A Ray Data actor: the library rows of its batch of files (URLs read into a private folder, their
+    content hashed here)."""
 
-    def __init__(
-        self,
-        model: str,
-        fingerprint: str | None,
-        dim: int,
-        cache: bool,
-        options: Any,
-        device: str | None,
-        threads: int | None,
-    ) -> None:
-        from clamp3.api import Session, load_model
-        from clamp3.cache import FeatureCache
-        from clamp3.pipeline import Pipeline
-
-        if threads is not None:
-            import torch
-
-            torch.set_num_threads(threads)
-        encoder = load_model(model, device=device)
-        if fingerprint is not None and encoder.fingerprint != fingerprint:
-            raise Clamp3Error(
-                f"the workers' '{model}' has weights {encoder.fingerprint[:12]}, the library's are "
-                f"{fingerprint[:12]}: install the same weights on every node"
-            )
-        self.session = Session(encoder, Pipeline(encoder, FeatureCache() if cache else None, options))
+    def __init__(self, dim: int, **model: Any) -> None:
+        super().__init__(**model)
         self.dim = dim
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        from clamp3.cache import file_digest
         from clamp3.library.library import embedded_rows
 
-        columns = batch.to_pydict()
-        files = [(Path(p), FileKind(k)) for p, k in zip(columns["file_path"], columns["kind"], strict=True)]
-        hashes = dict(zip((p for p, _ in files), columns["content_hash"], strict=True))
-        stats = {
-            path: FileStat(size, mtime_ns)
-            for (path, _), size, mtime_ns in zip(files, columns["size"], columns["mtime_ns"], strict=True)
-        }
-        rows, failures = embedded_rows(self.session, files, hashes, stats, self.dim)
-        return with_outcomes(rows, [str(p) for p, _ in files], failures, self.dim)
+        given = {row["file_path"]: row for row in batch.to_pylist()}
+        names = list(given)
+        with tempfile.TemporaryDirectory(prefix="clamp3-ray-") as folder:
+            local = local_files(names, [given[n]["kind"] for n in names], Path(folder))
+            files = [(path, local.kinds[name]) for name, path in local.paths.items()]
+            hashes = {path: given[n]["content_hash"] or file_digest(path) for n, path in local.paths.items()}
+            stats = {
+                path: FileStat(given[n]["size"], given[n]["mtime_ns"]) for n, path in local.paths.items()
+            }
+            rows, failures = embedded_rows(
+                self.session, files, hashes, stats, self.dim, {path: n for n, path in local.paths.items()}
+            )
+        return with_outcomes(rows, names, local.failures + local.named(failures), self.dim)
 
 
 def with_outcomes(rows: pa.Table, files: list[str], failures: list[InputError], dim: int) -> pa.Table:
@@ -111,26 +97,22 @@ def with_outcomes(rows: pa.Table, files: list[str], failures: list[InputError], 
     return pa.concat_tables([items.cast(schema), outcomes])
 
 
-@dataclass(frozen=True)
-class RayJob:
-    """How :meth:`Library.add` runs on Ray."""
-
-    address: str
-    """``"local"`` (a runtime started and shut down for the job) or a cluster's address."""
-    workers: int
-    gpus: float | None
-    """GPUs per actor; ``None``: one with a CUDA device or on a cluster that has GPUs, else none."""
-    show_progress: bool
-    session_options: dict[str, Any]
-    """``cache``, ``options`` and ``device`` of the actors' pipelines."""
-
-
-def add_on_ray(library: Library, todo: list[tuple[Path, FileKind]], state: _AddState, job: RayJob) -> None:
-    """The Ray path of :meth:`Library.add`."""
-    if job.workers < 1:
-        raise Clamp3Error(f"ray_workers must be at least 1, got {job.workers}")
+def add_on_ray(
+    library: Library,
+    todo: list[tuple[Path | str, FileKind]],
+    state: _AddState,
+    job: RayJob,
+    url_stats: dict[str, FileStat],
+) -> None:
+    """The Ray path of :meth:`Library.add`. Files at URLs (``str`` in ``todo``, their stats as listed)
+    go to the actors as they are: their bytes are read (and hashed) there, never on the driver."""
+    fresh: list[dict[str, Any]] = [
+        {"file_path": url, "kind": kind.value, "content_hash": None, **asdict(url_stats[url])}
+        for url, kind in todo
+        if isinstance(url, str)
+    ]
+    todo = [(path, kind) for path, kind in todo if isinstance(path, Path)]
     batch = max(1, library.settings.batch_files)
-    fresh: list[dict[str, Any]] = []
     with progress_bar(len(todo), "hashing", job.show_progress and bool(todo)) as bar:
         for start in range(0, len(todo), batch):
             files = todo[start : start + batch]
@@ -141,13 +123,7 @@ def add_on_ray(library: Library, todo: list[tuple[Path, FileKind]], state: _AddS
             library._commit(reused, done, moved_from, state)
             library._store.record_errors(done, state.report.failures[failed_before:])
             fresh += [
-                {
-                    "file_path": str(p),
-                    "kind": k.value,
-                    "content_hash": hashes[p],
-                    "size": stats[p].size,
-                    "mtime_ns": stats[p].mtime_ns,
-                }
+                {"file_path": str(p), "kind": k.value, "content_hash": hashes[p], **asdict(stats[p])}
                 for p, k in to_embed
             ]
             bar.advance(len(files))
@@ -157,53 +133,18 @@ def add_on_ray(library: Library, todo: list[tuple[Path, FileKind]], state: _AddS
 
 def _embed_on_ray(library: Library, fresh: list[dict[str, Any]], state: _AddState, job: RayJob) -> None:
     """Embed ``fresh`` (input rows) on a pool of actors and commit the results as they stream back."""
-    try:
-        import ray.data
-    except ImportError:
-        raise Clamp3Error("the Ray path needs Ray: pip install 'clamp3[ray]'") from None
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=job.address, include_dashboard=False)
-    try:
-        device, gpus, workers = job.session_options["device"], job.gpus, job.workers
-        if gpus is None:
-            wants_gpu = device is not None and device.startswith("cuda")
-            gpus = 1.0 if wants_gpu or (device is None and ray.cluster_resources().get("GPU", 0) > 0) else 0.0
-        ray.data.DataContext.get_current().enable_progress_bars = job.show_progress
-        # about 4 calls an actor at least, so that actors finishing early take more
-        per_call = max(1, min(library.settings.batch_files, math.ceil(len(fresh) / (4 * workers))))
-        blocks = math.ceil(len(fresh) / per_call)
-        dataset = ray.data.from_items(fresh, override_num_blocks=blocks).map_batches(
+    with ray_runtime(job) as ray:
+        dataset = actor_dataset(
+            ray,
+            job,
+            fresh,
             Embedder,
-            fn_constructor_kwargs={
-                "model": library.model_name,
-                "fingerprint": library._meta["fingerprint"],
-                "dim": library.dim,
-                "cache": job.session_options["cache"],
-                "options": job.session_options["options"],
-                "device": device,
-                "threads": None if gpus else 1,
-            },
-            compute=ray.data.ActorPoolStrategy(size=workers),
-            batch_size=per_call,
-            batch_format="pyarrow",
-            num_gpus=gpus or None,
-            num_cpus=None if gpus else 1,
+            library.settings.batch_files,
+            model=library.model_name,
+            fingerprint=library._meta["fingerprint"],
+            dim=library.dim,
         )
         _commit_stream(library, dataset, len(fresh), state, job.show_progress)
-    except ray.exceptions.RayError as exc:
-        raise Clamp3Error(f"the Ray job failed: {_reason(exc)}") from None
-    finally:
-        if started and job.address == "local":
-            ray.shutdown()
-
-
-def _reason(exc: BaseException) -> str:
-    """The last line of a Ray error: the exception raised in the actor or task, without its module."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    if not lines:
-        return type(exc).__name__
-    return lines[-1].removeprefix("clamp3.errors.")[:300]
 
 
 def _commit_stream(library: Library, dataset: Any, files: int, state: _AddState, show_progress: bool) -> None:

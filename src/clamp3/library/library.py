@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,9 +26,10 @@ import numpy as np
 import pyarrow as pa
 
 from clamp3.cache import file_digest
+from clamp3.distributed.urls import is_url, normalized
 from clamp3.errors import Clamp3Error, InputError, UnknownItemError
 from clamp3.library import ann
-from clamp3.library.scan import FileStat, Recorded, recorded_files, scan, under
+from clamp3.library.scan import FileStat, Recorded, recorded_files, scan, scan_urls, under
 from clamp3.library.store import (
     FILE_COLUMNS,
     FORMAT_VERSION,
@@ -42,6 +44,7 @@ from clamp3.modality import FileKind
 from clamp3.progress import progress_bar
 
 PathLike = str | os.PathLike[str]
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ class AddReport:
     removed: int = 0
     """Rows removed: files gone from the roots (``prune``), stale tunes, files that now fail."""
     failures: list[InputError] = field(default_factory=list)
-    skipped: list[Path] = field(default_factory=list)
+    skipped: list[Path | str] = field(default_factory=list)
     indexed: bool = False
     """Whether the ANN index was built or refreshed at the end."""
 
@@ -101,10 +104,14 @@ class _AddState:
     report: AddReport
     claimed: set[str] = field(default_factory=set)
     """Gone files whose rows a moved file has taken over."""
+    url_roots: list[str] = field(default_factory=list)
+    """The URLs listed by this ``add``: a file under them that was not listed is gone."""
 
     def is_gone(self, path: str) -> bool:
         """A recorded file that no longer exists: its rows can move to a file with the same content."""
-        return path in self.recorded and path not in self.found and not os.path.exists(path)
+        if path not in self.recorded or path in self.found:
+            return False
+        return under(path, self.url_roots) if is_url(path) else not os.path.exists(path)
 
 
 def item_id(path: str) -> str:
@@ -295,28 +302,42 @@ class Library:
 
         ``ray`` embeds on Ray Data instead of in this process: ``"local"`` starts a local runtime (shut
         down at the end), anything else is a cluster address; ``ray_workers`` model actors, each with
-        ``ray_gpus`` GPUs (see :mod:`clamp3.library.distributed`)."""
-        roots = [Path(os.path.abspath(p)) for p in paths]
+        ``ray_gpus`` GPUs (see :mod:`clamp3.library.distributed`). With ``ray``, ``paths`` may be URLs
+        (``s3://...``, anything fsspec reads; see :mod:`clamp3.distributed.urls`), recorded as such."""
+        urls = [normalized(str(p)) for p in paths if is_url(p)]
+        if urls and ray is None:
+            raise InputError(urls[0], "URLs are read on Ray only: add --ray (ray= in Python)")
+        roots: list[Path | str] = [Path(os.path.abspath(p)) for p in paths if not is_url(p)]
         for root in roots:
-            if not root.exists():
+            if not Path(root).exists():
                 raise InputError(root, "no such file or directory")
         with self._store.write_lock(self.settings.lock_timeout_s, on_wait):
             recorded = recorded_files(self._store.query(FILE_COLUMNS))
-            found = scan(roots, recorded)
+            found = scan(roots, recorded).extended(scan_urls(urls, recorded))
+            roots += urls
+            logger.info(
+                "%s: %d file(s) to look at, %d unchanged, %d unrecognised",
+                self.uri,
+                len(found.todo),
+                len(found.unchanged),
+                len(found.skipped),
+            )
             state = _AddState(
                 recorded,
                 found=found.found,
                 known_hashes={r.content_hash for r in recorded.values() if r.content_hash is not None},
                 report=AddReport(unchanged=len(found.unchanged), skipped=found.skipped),
+                url_roots=urls,
             )
             session_options = {"cache": cache, "options": options, "device": device}
             if ray is None:
                 self._add_here(found.todo, state, show_progress, session_options)
             else:
-                from clamp3.library.distributed import RayJob, add_on_ray
+                from clamp3.distributed.job import RayJob
+                from clamp3.library.distributed import add_on_ray
 
                 job = RayJob(ray, ray_workers, ray_gpus, show_progress, session_options)
-                add_on_ray(self, found.todo, state, job)
+                add_on_ray(self, found.todo, state, job, found.stats)
             report = state.report
             if prune:
                 pruned = [
@@ -352,6 +373,14 @@ class Library:
                 done = [str(p) for p, _ in files]
                 self._commit(pa.concat_tables(tables), done, moved_from, state)
                 self._store.record_errors(done, state.report.failures[failed_before:])
+                logger.info(
+                    "committed files %d-%d of %d: %d row(s), %d failure(s)",
+                    start + 1,
+                    start + len(files),
+                    len(todo),
+                    sum(t.num_rows for t in tables),
+                    len(state.report.failures) - failed_before,
+                )
                 bar.advance(len(files))
 
     def _hash_and_reuse(
@@ -644,6 +673,7 @@ class Library:
             return self._optimize()
 
     def _optimize(self) -> dict[str, Any] | None:
+        logger.info("%s: compacting and indexing", self.uri)
         table = self._store.items
         table.optimize()
         rows = self._store.count()
@@ -741,9 +771,11 @@ def embedded_rows(
     hashes: dict[Path, str],
     stats: dict[Path, FileStat],
     dim: int,
+    names: dict[Path, str] | None = None,
 ) -> tuple[pa.Table, list[InputError]]:
     """The library rows of ``files`` (their items embedded with ``session``, their tags read) and the
-    files that failed; in this process or in a Ray actor."""
+    files that failed; in this process or in a Ray actor. ``names``: the name a file is recorded under
+    when it is not its path (the URL of a local copy)."""
     from clamp3.library.tags import Tags, interleaved_bars, read_tags
 
     items, failures = session.pipeline.items_from_files(files)
@@ -761,11 +793,13 @@ def embedded_rows(
         if bars is None and item.kind in (FileKind.ABC, FileKind.MUSICXML) and isinstance(item.data, str):
             bars = interleaved_bars(item.data)
         stat = stats[item.path]
+        file_name = (names or {}).get(item.path, str(item.path))
+        path = file_name + item.id[len(str(item.path)) :]
         rows.append(
             {
-                "id": item_id(item.id),
-                "path": item.id,
-                "file_path": str(item.path),
+                "id": item_id(path),
+                "path": path,
+                "file_path": file_name,
                 "content_hash": hashes[item.path],
                 "size": stat.size,
                 "mtime_ns": stat.mtime_ns,

@@ -73,12 +73,23 @@ def recorded_files(rows: pa.Table) -> dict[str, Recorded]:
 class Scan:
     """The input files under the roots, split into unchanged ones and the ones to look at."""
 
-    todo: list[tuple[Path, FileKind]] = field(default_factory=list)
+    todo: list[tuple[Path | str, FileKind]] = field(default_factory=list)
+    """Local files (``Path``) and files at URLs (``str``)."""
     stats: dict[str, FileStat] = field(default_factory=dict)
     unchanged: list[str] = field(default_factory=list)
-    skipped: list[Path] = field(default_factory=list)
+    skipped: list[Path | str] = field(default_factory=list)
     found: set[str] = field(default_factory=set)
     """Every input file path seen, unchanged or not."""
+
+    def extended(self, other: Scan) -> Scan:
+        """Both scans' files (the roots of ``other`` are not those of this one)."""
+        return Scan(
+            self.todo + other.todo,
+            {**self.stats, **other.stats},
+            self.unchanged + other.unchanged,
+            self.skipped + other.skipped,
+            self.found | other.found,
+        )
 
 
 def scan(roots: Sequence[Path], recorded: dict[str, Recorded], recursive: bool = True) -> Scan:
@@ -103,6 +114,24 @@ def scan(roots: Sequence[Path], recorded: dict[str, Recorded], recursive: bool =
     result.unchanged = [key for key in result.unchanged if key in result.found]
     unchanged = set(result.unchanged)
     result.todo = [(path, kind) for path, kind in files if str(path) not in unchanged]
+    return result
+
+
+def scan_urls(urls: Sequence[str], recorded: dict[str, Recorded], recursive: bool = True) -> Scan:
+    """:func:`scan` for URLs: the files listed under them, compared by the size and modification time
+    that the storage reports (see :mod:`clamp3.distributed.urls`)."""
+    from clamp3.distributed.urls import list_urls
+
+    listing = list_urls(list(urls), recursive)
+    result = Scan(skipped=list(listing.skipped))
+    for file in listing.files:
+        stat = result.stats[file.url] = FileStat(file.size, file.mtime_ns)
+        known = recorded.get(file.url)
+        if known is not None and known.stat == stat:
+            result.unchanged.append(file.url)
+        else:
+            result.todo.append((file.url, file.kind))
+        result.found.add(file.url)
     return result
 
 

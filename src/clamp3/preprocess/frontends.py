@@ -176,7 +176,8 @@ class _BasicPitch:
             path = None
         if path is None or not path.is_file():
             raise Clamp3Error(
-                "the basic-pitch model needs onnxruntime and basic-pitch (pip install --no-deps basic-pitch)"
+                "the basic-pitch model needs onnxruntime and basic-pitch: pip install 'clamp3[transcribe]' "
+                "and pip install --no-deps basic-pitch==0.4.0"
             )
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()

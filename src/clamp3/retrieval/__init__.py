@@ -19,18 +19,21 @@ from clamp3.retrieval.features import (
     load_features,
     match_keys,
     read_feature_folder,
+    same_model,
 )
 from clamp3.retrieval.labels import labels_for, labels_from_filenames, read_labels_csv
 from clamp3.retrieval.metrics import ClassificationReport, classification_report
-from clamp3.retrieval.probe import LinearProbe, ProbeConfig, ProbeReport
+from clamp3.retrieval.probe import EpochScore, LinearProbe, ProbeConfig, ProbeReport
 from clamp3.retrieval.reports import write_pairs_csv, write_ranks_jsonl
 from clamp3.retrieval.score import GroupScore, PairScore, PairwiseScore, group_score, pairwise_score, score
 from clamp3.retrieval.search import SearchHit, TopK, VectorIndex, top_k
+from clamp3.retrieval.vector_files import is_vector_file, read_vector_file
 from clamp3.retrieval.zero_shot import ZeroShotClassifier, default_templates, template_languages
 
 __all__ = [
     "ClassificationReport",
     "DimensionMismatchError",
+    "EpochScore",
     "EvalResult",
     "FeatureFolderError",
     "FeatureSet",
@@ -55,6 +58,7 @@ __all__ = [
     "evaluate",
     "feature_key",
     "group_score",
+    "is_vector_file",
     "labels_for",
     "labels_from_filenames",
     "load_features",
@@ -62,6 +66,8 @@ __all__ = [
     "pairwise_score",
     "read_feature_folder",
     "read_labels_csv",
+    "read_vector_file",
+    "same_model",
     "score",
     "template_languages",
     "top_k",

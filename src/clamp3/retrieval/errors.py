@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from clamp3.errors import Clamp3Error, InputError
+from clamp3.errors import MissingDependencyError as MissingDependencyError  # re-exported
 
 
 class FeatureFolderError(Clamp3Error):
@@ -36,10 +37,6 @@ class DimensionMismatchError(Clamp3Error):
 
 class ModelMismatchError(Clamp3Error):
     """Vectors come from another embedding model than the one a classifier was trained on."""
-
-
-class MissingDependencyError(Clamp3Error):
-    """An optional package is needed for this feature (the message says which extra to install)."""
 
 
 def _preview(items: list[str], limit: int = 5) -> str:

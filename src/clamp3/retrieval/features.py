@@ -45,14 +45,18 @@ class FeatureSet:
     """Global vectors with their ids.
 
     ``ids`` are relative paths (or any names); ``feature_key(id)`` pairs them with other sets.
-    ``paths`` say where each vector came from (defaults to the ids). ``model`` optionally names the
-    embedding model that produced the vectors.
+    ``paths`` say where each vector came from (defaults to the ids). ``model`` optionally identifies
+    the embedding model that produced the vectors: its weights fingerprint when known, else its name
+    or a label; ``model_name`` is its name when known (see :func:`same_model`). ``modalities`` holds
+    the file kind of every row (``"abc"``, ``"audio"``, ...) when known, else nothing.
     """
 
     ids: tuple[str, ...]
     vectors: np.ndarray
     paths: tuple[str, ...] = ()
     model: str | None = None
+    model_name: str | None = None
+    modalities: tuple[str, ...] = ()
     _keys: tuple[str, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -64,7 +68,10 @@ class FeatureSet:
             raise Clamp3Error(
                 f"{len(self.ids)} ids, {len(paths)} paths and {len(vectors)} vectors: the counts must agree"
             )
+        if self.modalities and len(self.modalities) != len(vectors):
+            raise Clamp3Error(f"{len(self.modalities)} modalities for {len(vectors)} vectors")
         object.__setattr__(self, "ids", tuple(self.ids))
+        object.__setattr__(self, "modalities", tuple(self.modalities))
         object.__setattr__(self, "vectors", vectors)
         object.__setattr__(self, "paths", paths)
         object.__setattr__(self, "_keys", tuple(feature_key(i) for i in self.ids))
@@ -88,6 +95,18 @@ class FeatureSet:
             matrix = np.stack(rows) if rows else np.zeros((0, 0), np.float32)
         return cls(tuple(ids), matrix, tuple(paths), model)
 
+    def subset(self, rows: Sequence[int]) -> FeatureSet:
+        """The given rows, in that order, with the same model."""
+        rows = list(rows)
+        return FeatureSet(
+            tuple(self.ids[i] for i in rows),
+            self.vectors[rows],
+            tuple(self.paths[i] for i in rows),
+            self.model,
+            self.model_name,
+            tuple(self.modalities[i] for i in rows) if self.modalities else (),
+        )
+
     @property
     def keys(self) -> tuple[str, ...]:
         """The matching key of every vector, in row order."""
@@ -107,6 +126,23 @@ class FeatureSet:
         for row, key in enumerate(self._keys):
             groups.setdefault(key, []).append(row)
         return groups
+
+
+def same_model(model: str, name: str | None, other: str, other_name: str | None) -> bool:
+    """Whether two recorded embedding models are one: ``model`` is the weights fingerprint when it was
+    known, else the name (or a label); ``name`` the model's name when known. Two fingerprints must be
+    equal; a side recorded by its name alone (``model == name``) matches the same name."""
+    if model == other:
+        return True
+    by_name_only = model == name or other == other_name
+    return by_name_only and name is not None and name == other_name
+
+
+def describe_model(model: str, name: str | None) -> str:
+    """A recorded model for messages: ``'saas' (26d3b9a0c1f2)``, or ``'precomputed'`` for a label."""
+    if name is None or model == name:
+        return f"'{model[:12] if len(model) == 64 else model}'"
+    return f"'{name}' ({model[:12]})"
 
 
 def _feature_files(folder: Path) -> list[str]:

@@ -1,4 +1,4 @@
-"""PNG plots of results. Needs matplotlib (optional, ``pip install matplotlib``), imported on use."""
+"""PNG plots of results. Needs matplotlib (``pip install 'clamp3[plot]'``), imported on use."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from clamp3.extras import require
 from clamp3.fileio import atomic_write
-from clamp3.retrieval.errors import MissingDependencyError
 from clamp3.retrieval.evaluate import RetrievalMetrics
 from clamp3.retrieval.metrics import ClassificationReport
 
@@ -17,10 +17,9 @@ if TYPE_CHECKING:
 
 
 def _new_figure(width: float, height: float) -> Figure:
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise MissingDependencyError("plots need matplotlib: pip install 'matplotlib>=3.7'") from exc
+    require("plots", "matplotlib.figure")
+    from matplotlib.figure import Figure
+
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 

@@ -3,9 +3,13 @@ minus its bugs.
 
 A single linear layer trained with cross-entropy on its logits (the reference applies softmax first
 and then cross-entropy, a double softmax), AdamW, mini-batches, a seeded stratified validation split
-and selection of the epoch with the best validation accuracy (ties: lower validation loss). The
-saved probe records the label set, the input dimension and the embedding model, and refuses vectors
-from another model. Plain numpy (the gradient of a linear layer under cross-entropy is one line), so
+and selection of the epoch with the best validation accuracy (ties: lower validation loss).
+``balanced`` weighs each item's loss by the inverse frequency of its label, so that every label counts
+as much in total (the reference's ``--balanced_training`` instead draws as many items of each label as
+the rarest has, every epoch: it leaves most of the larger labels' items out of each epoch, and crashes).
+The saved probe records the label set, the input dimension and the embedding model (weights
+fingerprint and name, see :func:`~clamp3.retrieval.features.same_model`), and refuses vectors from
+another model. Plain numpy (the gradient of a linear layer under cross-entropy is one line), so
 training is deterministic and needs no torch start-up.
 """
 
@@ -22,7 +26,7 @@ import numpy as np
 from clamp3.errors import Clamp3Error, InputError
 from clamp3.fileio import atomic_write
 from clamp3.retrieval.errors import DimensionMismatchError, ModelMismatchError
-from clamp3.retrieval.features import FeatureSet
+from clamp3.retrieval.features import FeatureSet, describe_model, same_model
 from clamp3.retrieval.metrics import ClassificationReport, classification_report
 from clamp3.retrieval.similarity import as_matrix
 
@@ -41,6 +45,8 @@ class ProbeConfig:
     validation_fraction: float = 0.2
     patience: int = 20
     seed: int = 42
+    balanced: bool = False
+    """Weigh the loss of each item by ``n_items / (n_labels * n_items_of_its_label)``."""
 
     def __post_init__(self) -> None:
         if self.max_epochs < 1 or self.batch_size < 1 or self.patience < 1:
@@ -50,13 +56,25 @@ class ProbeConfig:
 
 
 @dataclass(frozen=True)
+class EpochScore:
+    """Scores on the validation items (the training items when there are none) after one epoch."""
+
+    epoch: int
+    accuracy: float
+    macro_f1: float
+    loss: float
+
+
+@dataclass(frozen=True)
 class ProbeReport:
-    """How training went: the selected epoch and scores on the training and validation items."""
+    """How training went: the selected epoch, every epoch's scores, and the selected weights' scores on
+    the training and validation items."""
 
     best_epoch: int
     epochs_run: int
     train: ClassificationReport
     validation: ClassificationReport | None
+    history: tuple[EpochScore, ...] = ()
 
 
 def stratified_split(labels: Sequence[str], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -107,47 +125,64 @@ class _AdamW:
             param -= self.learning_rate * (m / correction1) / (np.sqrt(v / correction2) + self.eps)
 
 
+def class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """``n / (n_classes * count)`` per label: every label then weighs ``n / n_classes`` in total."""
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    return np.divide(len(y), n_classes * counts, out=np.zeros(n_classes), where=counts > 0)
+
+
 def _train(
     x: np.ndarray, y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray, n_classes: int, config: ProbeConfig
-) -> tuple[np.ndarray, np.ndarray, int, int]:
+) -> tuple[np.ndarray, np.ndarray, int, list[EpochScore]]:
     """Mini-batch AdamW on softmax cross-entropy from zero weights (the problem is convex, so no random
     init is needed). Returns the weights of the epoch with the best (validation accuracy, -loss), that
-    epoch and the number of epochs run."""
+    epoch and the scores of every epoch run."""
     x64, val64 = x.astype(np.float64), val_x.astype(np.float64)
     weight, bias = np.zeros((n_classes, x.shape[1])), np.zeros(n_classes)
+    item_weight = class_weights(y, n_classes)[y] if config.balanced else np.ones(len(y))
     optimizer = _AdamW(config.learning_rate, config.weight_decay)
     rng = np.random.default_rng(config.seed)
-    best, best_state, best_epoch, epoch = (-1.0, 0.0), (weight.copy(), bias.copy()), 0, 0
+    best, best_state, best_epoch, history = (-1.0, 0.0), (weight.copy(), bias.copy()), 0, []
     for epoch in range(1, config.max_epochs + 1):
         order = rng.permutation(len(y))
         for start in range(0, len(y), config.batch_size):
             rows = order[start : start + config.batch_size]
             error = np.exp(_log_softmax(x64[rows] @ weight.T + bias))
             error[np.arange(len(rows)), y[rows]] -= 1.0
-            error /= len(rows)
+            error *= item_weight[rows, None] / len(rows)
             optimizer.step([weight, bias], [error.T @ x64[rows], error.sum(axis=0)])
         log_probs = _log_softmax(val64 @ weight.T + bias)
-        score = (
-            float(np.mean(log_probs.argmax(axis=1) == val_y)),
-            float(np.mean(log_probs[np.arange(len(val_y)), val_y])),
-        )
+        predicted = log_probs.argmax(axis=1)
+        score = (float(np.mean(predicted == val_y)), float(np.mean(log_probs[np.arange(len(val_y)), val_y])))
+        macro_f1 = classification_report(val_y.astype(str).tolist(), predicted.astype(str).tolist()).macro_f1
+        history.append(EpochScore(epoch, score[0], macro_f1, -score[1]))
         if score > best:
             best, best_state, best_epoch = score, (weight.copy(), bias.copy()), epoch
         elif epoch - best_epoch >= config.patience:
             break
-    return best_state[0], best_state[1], best_epoch, epoch
+    return best_state[0], best_state[1], best_epoch, history
 
 
 class LinearProbe:
-    """A trained linear classifier: ``logits = vectors @ weight.T + bias`` over ``labels``."""
+    """A trained linear classifier: ``logits = vectors @ weight.T + bias`` over ``labels``.
+
+    ``embedding_model`` identifies the model of the training vectors (its weights fingerprint when
+    known, else its name or a label) and ``embedding_model_name`` is its name when known.
+    """
 
     def __init__(
-        self, labels: Sequence[str], weight: np.ndarray, bias: np.ndarray, embedding_model: str
+        self,
+        labels: Sequence[str],
+        weight: np.ndarray,
+        bias: np.ndarray,
+        embedding_model: str,
+        embedding_model_name: str | None = None,
     ) -> None:
         self.labels = tuple(labels)
         self.weight = np.asarray(weight, dtype=np.float32)
         self.bias = np.asarray(bias, dtype=np.float32)
         self.embedding_model = embedding_model
+        self.embedding_model_name = embedding_model_name
         if self.weight.shape[0] != len(self.labels) or self.bias.shape != (len(self.labels),):
             raise Clamp3Error(
                 f"weight {self.weight.shape} and bias {self.bias.shape} do not fit {len(self.labels)} labels"
@@ -164,6 +199,7 @@ class LinearProbe:
         labels: Sequence[str],
         *,
         embedding_model: str,
+        embedding_model_name: str | None = None,
         config: ProbeConfig | None = None,
         validation: tuple[np.ndarray, Sequence[str]] | None = None,
     ) -> tuple[LinearProbe, ProbeReport]:
@@ -194,23 +230,30 @@ class LinearProbe:
         if not has_validation:
             val_x, val_y = x, y
 
-        weight, bias, best_epoch, epochs_run = _train(x, y, val_x, val_y, len(names), config)
-        probe = cls(names, weight, bias, embedding_model)
+        weight, bias, best_epoch, history = _train(x, y, val_x, val_y, len(names), config)
+        probe = cls(names, weight, bias, embedding_model, embedding_model_name)
         train_report = classification_report([names[i] for i in y], probe._predict(x), names)
         val_report = None
         if has_validation:
             val_report = classification_report([names[i] for i in val_y], probe._predict(val_x), names)
-        return probe, ProbeReport(best_epoch, epochs_run, train_report, val_report)
+        report = ProbeReport(best_epoch, len(history), train_report, val_report, tuple(history))
+        return probe, report
 
     def _checked(self, vectors: np.ndarray | FeatureSet, embedding_model: str | None) -> np.ndarray:
-        model = embedding_model if embedding_model is not None else getattr(vectors, "model", None)
+        """The vectors as a matrix, if they come from the probe's model: ``embedding_model`` (a
+        fingerprint or a name), else the model a ``FeatureSet`` records."""
+        model, name = embedding_model, None
+        if model is None and isinstance(vectors, FeatureSet):
+            model, name = vectors.model, vectors.model_name
+        trained_on = describe_model(self.embedding_model, self.embedding_model_name)
         if model is None:
             raise ModelMismatchError(
-                f"name the embedding model of these vectors; this probe expects {self.embedding_model!r}"
+                f"name the embedding model of these vectors; this probe expects {trained_on}"
             )
-        if model != self.embedding_model:
+        if not same_model(model, name, self.embedding_model, self.embedding_model_name):
             raise ModelMismatchError(
-                f"vectors come from {model!r} but this probe was trained on {self.embedding_model!r} vectors"
+                f"vectors come from {describe_model(model, name)} but this probe was trained on "
+                f"{trained_on} vectors"
             )
         x = as_matrix(vectors.vectors if isinstance(vectors, FeatureSet) else vectors)
         if x.shape[1] != self.input_dim:
@@ -253,6 +296,7 @@ class LinearProbe:
             "labels": json.dumps(self.labels, ensure_ascii=False),
             "input_dim": str(self.input_dim),
             "embedding_model": self.embedding_model,
+            "embedding_model_name": self.embedding_model_name or "",
         }
         tensors = {"weight": self.weight, "bias": self.bias}
         target = Path(path)
@@ -277,7 +321,13 @@ class LinearProbe:
                 weight, bias = handle.get_tensor("weight"), handle.get_tensor("bias")
         except (OSError, SafetensorError) as exc:
             raise InputError(source, f"cannot read the probe ({exc})") from exc
-        probe = cls(json.loads(metadata["labels"]), weight, bias, metadata["embedding_model"])
+        probe = cls(
+            json.loads(metadata["labels"]),
+            weight,
+            bias,
+            metadata["embedding_model"],
+            metadata.get("embedding_model_name") or None,
+        )
         if probe.input_dim != int(metadata["input_dim"]):
             raise InputError(
                 source, f"weights of dimension {probe.input_dim}, metadata says {metadata['input_dim']}"

@@ -95,6 +95,7 @@ def create_app(library: Library, settings: ServerSettings | None = None) -> Fast
     settings = settings or ServerSettings()
     model = ModelWorker(lambda batch: library.session().embed_texts(batch))
     library.session(**settings.pipeline)
+    log.info("serving %s: %d item(s), model %s", library.uri, len(library), library.model_name)
     app = FastAPI(title="clamp3", description="Search a music library by text, music or similarity.")
     app.state.model_worker = model
     app.router.on_shutdown.append(model.close)

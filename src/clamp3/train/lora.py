@@ -26,14 +26,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from clamp3.errors import CheckpointError, Clamp3Error
+from clamp3.extras import require
 from clamp3.fileio import atomic_write
 from clamp3.model.towers import TOWERS, CLaMP3Model, Tower
-
-try:
-    from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model, set_peft_model_state_dict
-    from peft.tuners.tuners_utils import BaseTunerLayer
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("LoRA adapters need the peft package: pip install 'peft>=0.13'") from exc
 
 ADAPTER_WEIGHTS = "adapter.safetensors"
 ADAPTER_CONFIG = "adapter.json"
@@ -95,6 +90,12 @@ class LoraSettings:
         return cls(**{**fields, "towers": tuple(fields["towers"]), "layers": tuple(fields["layers"])})
 
 
+def require_peft() -> None:
+    """Stop with one line naming the ``train`` extra unless peft is installed (imported on use only,
+    so that models and recipes without LoRA never need it)."""
+    require("LoRA", "peft")
+
+
 def _settings_of(model: nn.Module) -> LoraSettings:
     settings = getattr(model, "lora_settings", None)
     if not isinstance(settings, LoraSettings):
@@ -111,6 +112,9 @@ def add_lora(model: CLaMP3Model, settings: LoraSettings) -> CLaMP3Model:
     """
     if getattr(model, "lora_settings", None) is not None:
         raise Clamp3Error("the model already has LoRA adapters (merge_adapter folds them in first)")
+    require_peft()
+    from peft import LoraConfig, inject_adapter_in_model
+
     config = LoraConfig(
         r=settings.r,
         lora_alpha=settings.alpha,
@@ -145,6 +149,8 @@ def _projection_state(model: CLaMP3Model, settings: LoraSettings) -> dict[str, t
 def adapter_state_dict(model: CLaMP3Model) -> dict[str, torch.Tensor]:
     """The tensors :func:`save_adapter` writes: peft's adapter keys (``<layer>.lora_A.weight``, ...)
     plus the projections when they are trained."""
+    from peft import get_peft_model_state_dict
+
     settings = _settings_of(model)
     return {**get_peft_model_state_dict(model), **_projection_state(model, settings)}
 
@@ -200,6 +206,9 @@ def load_adapter(base: CLaMP3Model, directory: str | Path) -> CLaMP3Model:
     To encode with it, wrap the result anew (``CLaMP3(load_adapter(encoder.model, path))``): the
     old wrapper's fingerprint, which keys feature caches, still describes the base weights.
     """
+    require_peft()
+    from peft import set_peft_model_state_dict
+
     directory = Path(directory)
     settings, state = _read_adapter(directory)
     flags = [(parameter, parameter.requires_grad) for parameter in base.parameters()]
@@ -223,6 +232,8 @@ def load_adapter(base: CLaMP3Model, directory: str | Path) -> CLaMP3Model:
 def _unwrap(model: CLaMP3Model, merge: bool) -> None:
     """Put the plain linear layers back (after adding the adapters' products when ``merge``)."""
     _settings_of(model)
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
     for name, module in list(model.named_modules()):
         if isinstance(module, BaseTunerLayer):
             if merge:

@@ -41,13 +41,14 @@ from clamp3.cache import FeatureCache
 from clamp3.config import CLaMP3Config
 from clamp3.encoder import CLaMP3
 from clamp3.errors import Clamp3Error, InputError
+from clamp3.extras import missing
 from clamp3.model.m3 import M3Config, M3DecoderConfig, M3Model, load_m3, load_m3_encoder_into
 from clamp3.pipeline import Pipeline, PipelineOptions
 from clamp3.train.contrastive import ContrastiveSettings, ContrastiveTask
 from clamp3.train.data import Example, load_examples, read_jsonl
 from clamp3.train.distributed import ProcessGroup, init_from_environment, shutdown
 from clamp3.train.loop import Trainer, TrainSettings, TrainState
-from clamp3.train.lora import LoraSettings, add_lora
+from clamp3.train.lora import LoraSettings, add_lora, require_peft
 from clamp3.train.m3 import M3PretrainTask, M3TaskSettings
 
 
@@ -222,10 +223,24 @@ def _start(device_name: str | None) -> tuple[torch.device, ProcessGroup]:
     return device, group
 
 
+def _check_extras(train: TrainSettings, group: ProcessGroup, lora: LoraSettings | None = None) -> None:
+    """Before any work: stop when LoRA lacks peft; say once when TensorBoard logs cannot be written."""
+    if lora is not None:
+        require_peft()
+    reason = missing("tensorboard") if train.tensorboard and group.is_main else None
+    if reason is not None:
+        print(
+            f"warning: TensorBoard logging {reason}; training goes on without TensorBoard logs "
+            "(tensorboard = false in [train] turns them off)",
+            file=sys.stderr,
+        )
+
+
 def run_contrastive(recipe: Recipe) -> TrainState:
     """Train, resuming from ``output/checkpoint.pt`` when present; the best model goes to ``output/best``."""
     device, group = _start(recipe.model.device)
     try:
+        _check_extras(recipe.train, group, recipe.lora)
         torch.manual_seed(recipe.train.seed)  # a new model's random weights are the same on every process
         encoder = build_encoder(recipe.model, device)
         cache = FeatureCache() if recipe.data.cache else None
@@ -269,6 +284,7 @@ def run_m3(recipe: M3Recipe) -> TrainState:
     """M3 pretraining, resuming from ``output/checkpoint.pt``; the best model goes to ``best/m3.pth``."""
     device, group = _start(recipe.model.device)
     try:
+        _check_extras(recipe.train, group)
         torch.manual_seed(recipe.train.seed)
         section = recipe.model
         symbolic = (

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clamp3.config import AudioConfig, CLaMP3Config, EncoderConfig, SymbolicConfig, TextConfig
-from clamp3.hub.backbones import E5_SMALL, E5_SMALL_ENCODER
-from clamp3.preprocess.frontends import FRONT_ENDS
-from clamp3.train.loop import TrainSettings
 from clamp3.train.opendata.wad import DEBIAN_FREEDOOM_WADS
+
+if TYPE_CHECKING:
+    from clamp3.train.loop import TrainSettings
 
 FRONT_END = "pitchgram-v1"
 
 
 def bundled_config(name: str = "default") -> CLaMP3Config:
     """The bundled model: frozen e5-small text tower, small M3 symbolic tower, pitchgram audio tower."""
+    from clamp3.hub.backbones import E5_SMALL, E5_SMALL_ENCODER  # torch: imported on use, not by the CLI
+    from clamp3.preprocess.frontends import FRONT_ENDS
+
     small = {"hidden_size": 192, "num_heads": 4, "intermediate_size": 768, "pooler": False}
     return CLaMP3Config(
         text=TextConfig(
@@ -107,6 +111,8 @@ class DefaultModelSettings:
 
     def trainer(self, output: Path, epochs: int, learning_rate: float, **extra: object) -> TrainSettings:
         """Trainer settings of a stage: warm-up, cosine decay to 5 %, weight decay 0.01, the seed."""
+        from clamp3.train.loop import TrainSettings
+
         return TrainSettings(
             output=output,
             epochs=epochs,
