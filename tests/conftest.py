@@ -41,3 +41,19 @@ def reference_dir() -> Path:
 def clamp1_dir() -> Path:
     """``tests/fixtures/clamp1``: outputs of the reference CLaMP 1 implementation."""
     return FIXTURES / "clamp1"
+
+
+@pytest.fixture()
+def run(tmp_path, monkeypatch):
+    """``run(*args)``: the ``clamp3`` command line in this process (click's runner), with its own cache."""
+    from click.testing import CliRunner
+
+    from clamp3.cli import main
+
+    monkeypatch.setenv("CLAMP3_CACHE_DIR", str(tmp_path / "cache"))
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke

@@ -6,10 +6,8 @@ import shutil
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from clamp3.cli import main
 from clamp3.model.engine import EncoderBase
 from clamp3.preprocess.mert import MertExtractor
 from tests.tiny import build_tiny_blip, tiny_model_with_tokenizer
@@ -42,17 +40,6 @@ def setup(reference_dir, tmp_path_factory):
         "--quiet",
     ]
     return library, options
-
-
-@pytest.fixture()
-def run(tmp_path, monkeypatch):
-    monkeypatch.setenv("CLAMP3_CACHE_DIR", str(tmp_path / "cache"))
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-    return invoke
 
 
 @pytest.fixture()

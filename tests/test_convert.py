@@ -4,6 +4,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -45,13 +46,17 @@ def test_mtf2midi_round_trip(reference_dir, tmp_path):
         assert midi_to_mtf(output, m3_compatible=False) == expected
 
 
-def test_abc2interleaved_writes_one_output_per_tune(reference_dir, tmp_path):
-    folk = reference_dir / "xml2abc" / "folk_abc"
-    collection = tmp_path / "in" / "collection.abc"
+def _two_tune_collection(folk: Path, collection: Path) -> None:
+    """An ABC file holding two of the reference's folk tunes."""
     collection.parent.mkdir()
     collection.write_text(
         (folk / "oneills_0002.abc").read_text() + "\n" + (folk / "essen_ballad10_0.abc").read_text()
     )
+
+
+def test_abc2interleaved_writes_one_output_per_tune(reference_dir, tmp_path):
+    folk = reference_dir / "xml2abc" / "folk_abc"
+    _two_tune_collection(folk, tmp_path / "in" / "collection.abc")
     report = convert("abc2interleaved", [tmp_path / "in"], tmp_path / "out", SERIAL)
     assert report.ok
     names = sorted(p.name for p in report.written)
@@ -138,11 +143,7 @@ def _normalised_xml(xml: str) -> str:
 
 def test_abc2xml_writes_the_reference_musicxml_for_each_tune(reference_dir, tmp_path):
     folk = reference_dir / "xml2abc" / "folk_abc"
-    collection = tmp_path / "in" / "collection.abc"
-    collection.parent.mkdir()
-    collection.write_text(
-        (folk / "oneills_0002.abc").read_text() + "\n" + (folk / "essen_ballad10_0.abc").read_text()
-    )
+    _two_tune_collection(folk, tmp_path / "in" / "collection.abc")
     shutil.copy(folk / "nottingham_reel_81.abc", tmp_path / "in")
     report = convert("abc2xml", [tmp_path / "in"], tmp_path / "out", SERIAL)
     assert report.ok and len(report.written) == 3

@@ -39,17 +39,6 @@ def setup(reference_dir, tmp_path_factory):
     return root, library, str(model)
 
 
-@pytest.fixture()
-def run(tmp_path, monkeypatch):
-    monkeypatch.setenv("CLAMP3_CACHE_DIR", str(tmp_path / "cache"))
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-    return invoke
-
-
 def hits(result) -> list[dict]:
     assert result.exit_code == 0, result.output
     return [json.loads(line) for line in result.stdout.splitlines()]
