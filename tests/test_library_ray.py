@@ -1,8 +1,11 @@
 """``Library.add`` and ``clamp3 embed`` on Ray Data (a local runtime of 2 CPUs): the same rows and
 vectors as the single-process paths, failures listed (and in the library's ``errors`` table), no Ray
-work on a re-run, the CLI's ``--ray``, input files at ``file://`` URLs."""
+work on a re-run, the CLI's ``--ray``, input files at ``file://`` URLs; the library's actors write
+Lance fragments (no vector reaches the driver) and an add stopped between commits resumes."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -10,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from clamp3.cli import main
-from clamp3.library import Library, distributed
-from clamp3.library.store import item_schema
+from clamp3.library import Library, LibrarySettings, distributed
+from clamp3.library.store import Store, item_schema
 from clamp3.pipeline import PipelineOptions
 from tests.test_library import _rows, mixed_music
 from tests.tiny import tiny_model_with_tokenizer
@@ -61,6 +64,30 @@ def music(reference_dir, tmp_path):
     return mixed_music(reference_dir, tmp_path / "music")
 
 
+class _Kept:
+    """A Ray dataset that keeps the blocks the driver takes from it."""
+
+    def __init__(self, dataset, blocks: list) -> None:
+        self.dataset, self.blocks = dataset, blocks
+
+    def iter_batches(self, **kwargs):
+        for block in self.dataset.iter_batches(**kwargs):
+            self.blocks.append(block)
+            yield block
+
+
+def _keep_returned_blocks(monkeypatch) -> list:
+    """The blocks that the driver's commit loop receives from the actors, from now on."""
+    blocks: list = []
+    commit_stream = distributed._commit_stream
+    monkeypatch.setattr(
+        distributed,
+        "_commit_stream",
+        lambda library, dataset, *args: commit_stream(library, _Kept(dataset, blocks), *args),
+    )
+    return blocks
+
+
 def test_ray_add_matches_the_single_process_add(
     ray_runtime, model_dir, music, reference_dir, tmp_path, monkeypatch
 ):
@@ -68,6 +95,7 @@ def test_ray_add_matches_the_single_process_add(
     mert = str(reference_dir / "mert" / "model")
     options = PipelineOptions(mert=mert)
     expected = here.add([music], options=options, cache=False)
+    returned = _keep_returned_blocks(monkeypatch)
     # one Ray job (2 actors), through the CLI: `--ray` alone uses the running runtime, or starts one
     lib = str(tmp_path / "ray")
     model = ["--model", str(model_dir), "--mert", mert, "--quiet", "--no-cache"]
@@ -89,6 +117,24 @@ def test_ray_add_matches_the_single_process_add(
     assert sorted(on_ray._store.query(columns).to_pylist(), key=str) == sorted(
         here._store.query(columns).to_pylist(), key=str
     )
+    # the actors wrote the rows as fragments: the driver got ids, failures and fragment metadata only
+    assert returned and all(block.schema == distributed.CALL_SCHEMA for block in returned)
+    calls = [call for block in returned for call in block.to_pylist()]
+    assert sorted(f for call in calls for f in call["files"]) == sorted(
+        str(p) for p in music.rglob("*") if p.is_file()
+    )
+    assert sorted(i for call in calls for i in call["ids"]) == sorted(rows)
+    assert [f["path"] for call in calls for f in call["failures"]] == [broken]
+    written = {
+        data["path"]
+        for call in calls
+        for fragment in call["fragments"]
+        for data in json.loads(fragment)["files"]
+    }
+    data_files = {
+        f.path for fragment in on_ray._store.items.to_lance().get_fragments() for f in fragment.data_files()
+    }
+    assert written and written <= data_files
 
     sent = []
     monkeypatch.setattr(distributed, "_embed_on_ray", lambda lib, fresh, *args: sent.append(fresh))
@@ -219,3 +265,71 @@ def test_embed_on_ray_reads_s3(ray_runtime, s3_endpoint, model_dir, music, refer
     for id_, (path, kind, vector) in expected.items():
         assert rows[id_][:2] == (path.replace(str(music), "s3://clamp3-test/music"), kind)
         np.testing.assert_allclose(rows[id_][2], vector, atol=1e-6)
+
+
+def _texts(folder, count: int):
+    folder.mkdir()
+    words = ["a", "calm", "chorale", "for", "four", "voices", "an", "irish", "reel"]
+    for i in range(count):
+        (folder / f"{i:02d}.txt").write_text(" ".join(words[i % 5 : i % 5 + 3 + i % 4]) + "\n")
+    return folder
+
+
+def _content(library: Library) -> dict[str, tuple]:
+    table = library._store.query(["id", "path", "content_hash", "vector"])
+    ids = table["id"].to_pylist()
+    assert len(ids) == len(set(ids)) == library._store.count(), "duplicate rows"
+    return {
+        row["id"]: (row["path"], row["content_hash"], np.array(row["vector"])) for row in table.to_pylist()
+    }
+
+
+def _assert_same(library: Library, reference: Library) -> None:
+    rows, expected = _content(library), _content(reference)
+    assert rows.keys() == expected.keys()
+    for id_, (path, content_hash, vector) in expected.items():
+        assert rows[id_][:2] == (path, content_hash)
+        np.testing.assert_allclose(rows[id_][2], vector, atol=1e-6)
+
+
+class _Stopped(Exception):
+    """The driver stopping (as if killed) at a commit."""
+
+
+def test_a_ray_add_stopped_between_commits_resumes_to_the_single_process_library(
+    ray_runtime, model_dir, tmp_path, monkeypatch
+):
+    texts = _texts(tmp_path / "texts", 8)
+    here = Library.create(tmp_path / "here", model=str(model_dir))
+    here.add([texts], cache=False)
+    on_ray = Library.create(tmp_path / "ray", model=str(model_dir), settings=LibrarySettings(batch_files=2))
+    commits: list[int] = []
+    add_fragments = Store.add_fragments
+
+    def stop_at_the_second_commit(store, fragments, files):
+        commits.append(len(files))
+        if len(commits) == 2:
+            raise _Stopped
+        add_fragments(store, fragments, files)
+
+    monkeypatch.setattr(Store, "add_fragments", stop_at_the_second_commit)
+    with pytest.raises(_Stopped):
+        on_ray.add([texts], cache=False, ray="local")
+    monkeypatch.undo()
+    committed = _content(on_ray)
+    assert len(committed) == commits[0] >= 2  # the first commit only, whole
+    dataset = on_ray._store.items.to_lance()
+    referenced = {f.path for fragment in dataset.get_fragments() for f in fragment.data_files()}
+    on_disk = {p.name for p in (tmp_path / "ray" / "items.lance" / "data").iterdir()}
+    assert referenced < on_disk  # the stopped commit's fragments are on disk, referenced by no version
+
+    resumed = on_ray.add([texts], cache=False, ray="local")
+    assert (resumed.unchanged, resumed.embedded) == (len(committed), 8 - len(committed))
+    _assert_same(on_ray, here)
+
+    (texts / "03.txt").write_text("a lively irish reel\n")  # changed: one transaction replaces its row
+    (texts / "05.txt").unlink()
+    assert here.add([texts], cache=False, prune=True).removed == 1
+    again = on_ray.add([texts], cache=False, ray="local", prune=True)
+    assert (again.embedded, again.unchanged, again.removed) == (1, 6, 1)
+    _assert_same(on_ray, here)

@@ -1,5 +1,5 @@
-"""``Library.add`` on Ray Data: the files to embed go through a pool of model actors, the vectors
-come back to the driver, which commits them into the library.
+"""``Library.add`` on Ray Data: the files to embed go through a pool of model actors, which write
+their rows into the library's Lance dataset as uncommitted fragments; the driver commits them.
 
 The driver plans as the single-process ``add`` does (scan with ``stat``, hash new and changed files,
 reuse the rows of content the library already holds) and sends only the files left to embed to Ray:
@@ -7,58 +7,75 @@ reuse the rows of content the library already holds) and sends only the files le
 model once, checks its fingerprint, converts, embeds and reads tags) → ``iter_batches`` on the driver.
 Files at URLs are listed with the size and modification time the storage reports; the actor that
 reads one (:mod:`clamp3.distributed.urls`) hashes it.
-Ray's streaming execution bounds what is in flight; the driver commits whole files, ``batch_files`` at a
-time, with the same atomic replace as the single-process path, so a killed job loses at most the
-uncommitted batches and a re-run takes up where it stopped (committed files are unchanged by then).
-A file that fails comes back as a failure row, never stops the job, and is recorded in the library's
-``errors`` table (file_path, reason, at), replaced per file on each run, as in the single-process path.
+
+Each actor call writes the rows of its files as Lance fragment files into the ``items`` dataset
+(``lance.fragment.write_fragments``: data files that no version references yet) and returns one
+:data:`CALL_SCHEMA` row: its files, the ids of the rows it wrote, its failures and the fragments'
+metadata. No vector reaches the driver. The driver commits the fragments of whole calls, at least
+``batch_files`` files at a time, under the writer lock: each commit is one Lance ``Update``
+transaction that adds the new fragments and deletes every older row of their files
+(:meth:`~clamp3.library.store.Store.add_fragments`). Readers see a commit whole or not at all; a
+killed job loses at most the uncommitted calls, whose fragment files are orphans that no version
+references (Lance's cleanup, run by ``library optimize``, deletes them once they are 7 days old), and
+a re-run takes up where it stopped. A file that fails is in its call's failures, never stops the job,
+and is recorded in the library's ``errors`` table (file_path, reason, at), replaced per file on each
+run, as in the single-process path. The actors write where the driver commits: with Ray on several
+machines, the library must be on storage they all reach (a shared folder or object storage).
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
-from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from clamp3.distributed.job import ModelActor, RayJob, actor_dataset, local_files, ray_runtime
 from clamp3.errors import Clamp3Error, InputError
 from clamp3.library.scan import FileStat
-from clamp3.library.store import item_schema
 from clamp3.modality import FileKind
 from clamp3.progress import progress_bar
 
 if TYPE_CHECKING:
     from clamp3.library.library import Library, _AddState
 
-
-def output_schema(dim: int) -> pa.Schema:
-    """What an actor returns: library rows (``id`` null on a file's outcome row), plus ``error`` (a
-    failed file's reason) and ``file_items`` (how many item rows its file has in all)."""
-    items = item_schema(dim)
-    return pa.schema(
-        [
-            items.field("id").with_nullable(True),
-            *(items.field(name) for name in items.names[1:]),
-            pa.field("error", pa.string()),
-            pa.field("file_items", pa.int64()),
-        ]
-    )
+CALL_SCHEMA = pa.schema(
+    [
+        pa.field("files", pa.list_(pa.string())),
+        pa.field("ids", pa.list_(pa.string())),
+        pa.field("failures", pa.list_(pa.struct([("path", pa.string()), ("reason", pa.string())]))),
+        pa.field("fragments", pa.list_(pa.string())),
+    ]
+)
+"""What an actor call returns, one row: its files (as the driver named them), the ids of the rows it
+wrote, the files (or tunes) that failed, and the ``FragmentMetadata`` JSON of the fragments holding
+its rows. One row cannot be split across blocks, so a fragment always arrives with its files."""
 
 
 class Embedder(ModelActor):
-    """A Ray Data actor: the library rows of its batch of files (URLs read into a private folder, their
-    content hashed here)."""
+    """A Ray Data actor: writes the library rows of its batch of files (URLs read into a private
+    folder, their content hashed here) as fragments of the library's ``items`` dataset."""
 
-    def __init__(self, dim: int, **model: Any) -> None:
+    def __init__(self, dim: int, items_uri: str, **model: Any) -> None:
+        import lance
+
+        try:
+            lance.dataset(items_uri)
+        except ValueError:
+            raise Clamp3Error(
+                f"{items_uri}: this Ray worker cannot reach the library; with Ray on several machines, "
+                "put the library on storage they all reach"
+            ) from None
         super().__init__(**model)
         self.dim = dim
+        self.items_uri = items_uri
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        from lance.fragment import write_fragments
+
         from clamp3.cache import file_digest
         from clamp3.library.library import embedded_rows
 
@@ -74,27 +91,16 @@ class Embedder(ModelActor):
             rows, failures = embedded_rows(
                 self.session, files, hashes, stats, self.dim, {path: n for n, path in local.paths.items()}
             )
-        return with_outcomes(rows, names, local.failures + local.named(failures), self.dim)
-
-
-def with_outcomes(rows: pa.Table, files: list[str], failures: list[InputError], dim: int) -> pa.Table:
-    """``rows`` with each row's file's item count, and one outcome row for every file without items
-    (its reason when it failed)."""
-    counts = Counter(rows["file_path"].to_pylist())
-    schema = output_schema(dim)
-    items = rows.append_column("error", pa.nulls(rows.num_rows, pa.string())).append_column(
-        "file_items", pa.array([counts[p] for p in rows["file_path"].to_pylist()], pa.int64())
-    )
-    reasons = {f.path: f.reason for f in failures}
-    outcomes = pa.Table.from_pylist(
-        [
-            {"file_path": p, "error": reasons.get(p), "file_items": 0}
-            for p in dict.fromkeys(files)
-            if counts[p] == 0
-        ],
-        schema=schema,
-    )
-    return pa.concat_tables([items.cast(schema), outcomes])
+        fragments = write_fragments(rows, self.items_uri, schema=rows.schema) if rows.num_rows else []
+        call = {
+            "files": names,
+            "ids": rows["id"].to_pylist(),
+            "failures": [
+                {"path": f.path, "reason": f.reason} for f in local.failures + local.named(failures)
+            ],
+            "fragments": [json.dumps(f.to_json()) for f in fragments],
+        }
+        return pa.Table.from_pylist([call], schema=CALL_SCHEMA)
 
 
 def add_on_ray(
@@ -132,7 +138,11 @@ def add_on_ray(
 
 
 def _embed_on_ray(library: Library, fresh: list[dict[str, Any]], state: _AddState, job: RayJob) -> None:
-    """Embed ``fresh`` (input rows) on a pool of actors and commit the results as they stream back."""
+    """Embed ``fresh`` (input rows) on a pool of actors and commit their fragments as they come back."""
+    try:
+        import lance  # noqa: F401
+    except ImportError:
+        raise Clamp3Error("library add --ray needs pylance: pip install 'clamp3[ray]'") from None
     with ray_runtime(job) as ray:
         dataset = actor_dataset(
             ray,
@@ -143,49 +153,32 @@ def _embed_on_ray(library: Library, fresh: list[dict[str, Any]], state: _AddStat
             model=library.model_name,
             fingerprint=library._meta["fingerprint"],
             dim=library.dim,
+            items_uri=library._store.items_uri,
         )
         _commit_stream(library, dataset, len(fresh), state, job.show_progress)
 
 
 def _commit_stream(library: Library, dataset: Any, files: int, state: _AddState, show_progress: bool) -> None:
-    """Commit the actors' rows as they stream back: whole files only, ``batch_files`` files per commit."""
-    report = state.report
-    schema = item_schema(library.dim)
-    pending: list[pa.Table] = []
-    seen: Counter[str] = Counter()
-    expected: dict[str, int] = {}
-    complete: list[str] = []
+    """Commit the actors' fragments as their calls come back: whole calls, at least ``batch_files``
+    files per commit."""
+    pending: list[dict[str, Any]] = []
 
-    def commit() -> None:
-        table = pa.concat_tables(pending)
-        ready = pc.is_in(table["file_path"], pa.array(complete, pa.string()))
-        mine, rest = table.filter(ready), table.filter(pc.invert(ready))
-        rows = mine.filter(pc.is_valid(mine["id"])).select(schema.names).cast(schema)
-        failed = mine.filter(pc.is_valid(mine["error"]))
-        failures = [
-            InputError(p, r)
-            for p, r in zip(failed["file_path"].to_pylist(), failed["error"].to_pylist(), strict=True)
-        ]
-        library._commit(rows, complete, [], state)
-        library._store.record_errors(complete, failures)
-        report.embedded += rows.num_rows
-        report.failures += failures
-        pending[:] = [rest] if rest.num_rows else []
+    def commit() -> int:
+        done = [f for call in pending for f in call["files"]]
+        ids = [i for call in pending for i in call["ids"]]
+        failures = [InputError(f["path"], f["reason"]) for call in pending for f in call["failures"]]
+        library._count_removed(ids, done, state)
+        library._store.add_fragments([f for call in pending for f in call["fragments"]], done)
+        library._store.record_errors(done, failures)
+        state.report.embedded += len(ids)
+        state.report.failures += failures
+        pending.clear()
+        return len(done)
 
     with progress_bar(files, "embedding on Ray", show_progress) as bar:
         for block in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
-            pending.append(block)
-            paths = block["file_path"].to_pylist()
-            seen.update(block.filter(pc.is_valid(block["id"]))["file_path"].to_pylist())
-            expected.update(zip(paths, block["file_items"].to_pylist(), strict=True))
-            complete += [p for p in dict.fromkeys(paths) if seen[p] == expected[p]]
-            if len(complete) >= library.settings.batch_files:
-                commit()
-                bar.advance(len(complete))
-                complete = []
-        if complete:
-            commit()
-            bar.advance(len(complete))
-    if pending:
-        left = len(pc.unique(pa.concat_tables(pending)["file_path"]))
-        raise Clamp3Error(f"the Ray job returned incomplete rows for {left} file(s); run the add again")
+            pending += block.to_pylist()
+            if sum(len(call["files"]) for call in pending) >= library.settings.batch_files:
+                bar.advance(commit())
+        if pending:
+            bar.advance(commit())

@@ -409,9 +409,13 @@ class Library:
 
     def _commit(self, rows: pa.Table, files: list[str], moved_from: list[str], state: _AddState) -> None:
         """One Lance transaction: ``rows`` in, the other rows of ``files`` and of ``moved_from`` out."""
-        old_ids = {i for p in files if p in state.recorded for i in state.recorded[p].ids}
-        state.report.removed += len(old_ids - set(rows["id"].to_pylist()))
+        self._count_removed(rows["id"].to_pylist(), files, state)
         self._store.replace(rows, files + moved_from)
+
+    def _count_removed(self, ids: list[str], files: list[str], state: _AddState) -> None:
+        """Count the rows of ``files`` that a commit of their rows ``ids`` leaves out."""
+        old_ids = {i for p in files if p in state.recorded for i in state.recorded[p].ids}
+        state.report.removed += len(old_ids - set(ids))
 
     def _reused_rows(
         self,

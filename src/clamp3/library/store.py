@@ -175,6 +175,43 @@ class Store:
             return
         merge.execute(rows.cast(self.items.schema))
 
+    @property
+    def items_uri(self) -> str:
+        """Where the ``items`` Lance dataset is: Ray actors write their fragments there."""
+        return self.items.uri
+
+    def add_fragments(self, fragments: Sequence[str], files: Sequence[str]) -> None:
+        """One Lance transaction: the rows of ``fragments`` (written by Ray actors, each as its
+        ``FragmentMetadata`` JSON) in, every row of ``files`` that the table held before out."""
+        import lance
+        from lance.fragment import FragmentMetadata
+
+        new = [FragmentMetadata.from_json(f) for f in fragments]
+        if is_local(self.uri):
+            for fragment in new:
+                for data in fragment.files:
+                    if not (Path(self.items_uri) / "data" / data.path).is_file():
+                        raise Clamp3Error(
+                            f"{self.uri}: a worker wrote {data.path} where this machine cannot see it: "
+                            "with Ray on several machines, put the library on storage they all reach"
+                        )
+        dataset = lance.dataset(self.items_uri)
+        updated, removed = [], []
+        if files:
+            stale = " OR ".join(in_filters("file_path", list(files)))
+            for fragment in dataset.get_fragments():
+                kept = fragment.delete(stale)
+                if kept is None:
+                    removed.append(fragment.fragment_id)
+                elif kept != fragment.metadata:
+                    updated.append(kept)
+        if not (new or updated or removed):
+            return
+        operation = lance.LanceOperation.Update(
+            removed_fragment_ids=removed, updated_fragments=updated, new_fragments=new
+        )
+        lance.LanceDataset.commit(dataset, operation, read_version=dataset.version)
+
     def delete(self, column: str, values: Sequence[str]) -> None:
         for where in in_filters(column, list(values)):
             self.items.delete(where)
