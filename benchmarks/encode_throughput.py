@@ -12,12 +12,21 @@ It prints files/s of both, the speed-up, and the largest cosine distance between
 results (must be < 1e-5 in float32, < 1e-2 under bf16/fp16 autocast). Usage:
 ``python benchmarks/encode_throughput.py [--pieces 300] [--device cuda] [--dtype bf16]``; the reference
 method always runs in float32, on the same device.
+
+``--corpus real`` measures real music instead (:mod:`real_corpus`: music21 scores and their MIDI,
+multi-line texts, the demo and fixture audio) on the CPU, float32 against int8 in the same run: files/s
+of the symbolic and text towers, MERT-v1-95M windows/s (random weights), the min cosine of int8 to
+float32 vectors, and the machine's load average before and after; ``--reference`` adds the reference
+method's files/s on the scores and MIDI.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import os
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -84,13 +93,136 @@ def reference_method(
     return ((stacked * weight).sum(0) / weight.sum()).cpu().numpy()
 
 
+def _timed(encode: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
+    start = time.perf_counter()
+    result = encode()
+    return result, time.perf_counter() - start
+
+
+def _min_cosine(first: np.ndarray, second: np.ndarray) -> float:
+    norms = np.linalg.norm(first, axis=-1) * np.linalg.norm(second, axis=-1)
+    return float(((first * second).sum(-1) / norms).min())
+
+
+def _compare(name: str, unit: str, encoders: dict[str, Callable[[], np.ndarray]]) -> str:
+    """Time each of ``encoders`` (float32, int8, maybe reference) once; a markdown table row."""
+    outputs, seconds = {}, {}
+    for dtype, encode in encoders.items():
+        outputs[dtype], seconds[dtype] = _timed(encode)
+    count = len(outputs["float32"])
+    rates = {dtype: count / value for dtype, value in seconds.items()}
+    reference = f"{rates['reference']:8.2f}" if "reference" in rates else "       -"
+    cosine = _min_cosine(outputs["float32"], outputs["int8"])
+    return (
+        f"| {name:<20} | {count:5d} | {reference} | {rates['float32']:8.2f} | {rates['int8']:8.2f} | "
+        f"{rates['int8'] / rates['float32']:5.2f}x | {cosine:.5f} | {unit} |"
+    )
+
+
+def _describe(name: str, lengths: list[int], unit: str) -> None:
+    print(
+        f"{name}: {len(lengths)} files, {unit} per file: median {int(np.median(lengths))}, max {max(lengths)}"
+    )
+
+
+def tower_rows(args: argparse.Namespace) -> list[str]:
+    """The symbolic tower on scores and MIDI, the text tower on texts: official sizes, random weights."""
+    import real_corpus as corpus
+
+    torch.manual_seed(0)
+    config = CLaMP3Config.official("random")
+    models = {"float32": CLaMP3(CLaMP3Model(config), device="cpu", fingerprint="random")}
+    models["int8"] = CLaMP3(
+        copy.deepcopy(models["float32"].model), device="cpu", dtype="int8", fingerprint="x"
+    )
+    exact = models["float32"]
+    length = config.symbolic.max_patches
+    rows = []
+    for name, pieces in (
+        ("scores", corpus.scores(args.scores)),
+        ("MIDI (MTF)", corpus.midi_texts(args.midi)),
+    ):
+        _describe(name, [len(exact.patchilizer.encode(p)) for p in pieces], "patches")
+        encoders = {
+            dtype: lambda m=model, p=pieces: m.encode_symbolic(p, batch_size=args.batch_size)
+            for dtype, model in models.items()
+        }
+        for model in models.values():
+            model.encode_symbolic(pieces[:2])  # warm-up
+        if args.reference:
+            encoders["reference"] = lambda p=pieces: np.stack(
+                [reference_method(exact.model, exact.patchilizer.encode(x), length, exact.device) for x in p]
+            )
+        with torch.no_grad():
+            rows.append(_compare(name, "files/s", encoders))
+    tokenizer = CLaMP3.from_pretrained("default").tokenizer  # XLM-R's vocabulary; ids past base's are unk
+    vocab = config.text.encoder.vocab_size
+    rows_ids = tokenizer(corpus.texts(args.texts))["input_ids"]
+    ids = [[i if i < vocab else tokenizer.unk_token_id for i in row] for row in rows_ids]
+    _describe("texts", [len(row) for row in ids], "tokens")
+    for model in models.values():
+        model.encode_text_ids(ids[:2])
+    encoders = {
+        dtype: lambda m=model: m.encode_text_ids(ids, batch_size=args.batch_size)
+        for dtype, model in models.items()
+    }
+    rows.append(_compare("texts", "files/s", encoders))
+    return rows
+
+
+def mert_row(args: argparse.Namespace) -> str:
+    """MERT-v1-95M (random weights) on the real audio files: windows/s."""
+    import real_corpus as corpus
+    from preprocess_throughput import mert_extractor
+
+    from clamp3.preprocess.mert import MertExtractor
+
+    extractors = {"float32": mert_extractor()}
+    extractors["int8"] = MertExtractor(copy.deepcopy(extractors["float32"].model), device="cpu", dtype="int8")
+    audio = corpus.audio_files()
+    for extractor in extractors.values():
+        extractor.extract(audio[:1])
+    encoders = {
+        dtype: lambda e=extractor: np.concatenate(
+            [r.features for r in e.extract(audio, batch_size=args.audio_batch_size)]
+        )
+        for dtype, extractor in extractors.items()
+    }
+    return _compare(f"MERT ({len(audio)} files)", "windows/s", encoders)
+
+
+def real_corpus(args: argparse.Namespace) -> None:
+    """float32 against int8 on real music, CPU, same weights, same run."""
+    load_before = os.getloadavg()
+    rows = [*tower_rows(args), mert_row(args)]
+    load = ", ".join(f"{x:.2f}" for x in (*load_before, *os.getloadavg()))
+    print(
+        f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, quantized engine "
+        f"{torch.backends.quantized.engine}; load average 1/5/15 min before, then after: {load}\n"
+    )
+    print("| input | count | reference | float32 | int8 | int8 speed-up | min cosine | unit |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("\n".join(rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pieces", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--dtype", choices=["bf16", "fp16"], help="autocast dtype of clamp3's encoder")
+    parser.add_argument("--corpus", choices=["synthetic", "real"], default="synthetic")
+    parser.add_argument(
+        "--scores", type=int, default=60, help="real corpus: scores (half chorales, half ABC)"
+    )
+    parser.add_argument("--midi", type=int, default=30, help="real corpus: chorales as MIDI")
+    parser.add_argument("--texts", type=int, default=50, help="real corpus: multi-line texts")
+    parser.add_argument("--audio-batch-size", type=int, default=8, help="real corpus: MERT windows per pass")
+    parser.add_argument("--reference", action="store_true", help="real corpus: time the reference method too")
     args = parser.parse_args()
+    if args.corpus == "real":
+        real_corpus(args)
+        return
 
     torch.manual_seed(0)
     config = CLaMP3Config.official("random")

@@ -120,6 +120,18 @@ def read_through(folder: Path) -> None:
                     pass
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak resident memory. Linux's ``VmHWM`` belongs to the process image, while
+    ``ru_maxrss`` carries the parent's peak over ``exec`` (a child started by a parent that held the
+    filled vectors would report the parent's gigabytes)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child_search(work: Path, args) -> None:
     read_through(work / "vectors")
     library = vector_library(work, args.dim)
@@ -137,7 +149,7 @@ def child_search(work: Path, args) -> None:
         started = time.perf_counter()
         found.append({h.id for h in library.search(vector=query, k=10)})
         ann_times.append(time.perf_counter() - started)
-    ann_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    ann_peak_mb = peak_rss_mb()
     recalls = []
     for query, approximate in zip(queries[: args.exact_queries], found, strict=False):
         started = time.perf_counter()
@@ -148,7 +160,7 @@ def child_search(work: Path, args) -> None:
     def ms(values: list[float], q: float) -> float:
         return round(1000 * float(np.quantile(values, q)), 2)
 
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     print(
         json.dumps(
             {
