@@ -140,6 +140,12 @@ def test_size_limits_fail_fast_with_the_limit_named(model_dir, mert_dir, tmp_pat
     assert abc.path == f"{tmp_path / 'long.abc'}#1"
     assert re.fullmatch(r"100000\d\d characters of ABC, over the limit of 200000", abc.reason)
     assert str(text) == f"{tmp_path / 'long.txt'}: 5100000 characters of text, over the limit of 100000"
+    note = "note_on channel=0 note=60 velocity=64 time=1\n"
+    (tmp_path / "notes.mtf").write_text("ticks_per_beat 480\n" + note * 9)
+    few = _pipeline(model_dir, mert_dir, None, limits=InputLimits(max_symbolic_patches=5))
+    (failure,) = few.embed_paths([tmp_path / "notes.mtf"]).failures
+    assert re.fullmatch(r"\d+ patches of symbolic music, over the limit of 5", failure.reason)
+    (tmp_path / "notes.mtf").unlink()
     small = _pipeline(model_dir, mert_dir, None, limits=InputLimits(max_file_bytes=100))
     result = small.embed_paths([tmp_path])
     assert [Path(item.id).name for item in result.items] == ["ok.txt"]

@@ -27,8 +27,9 @@ class InputLimits:
     """One ABC tune before conversion (the converters take about 40 s for this much)."""
     max_abc_line_chars: int | None = 10_000
     """One line of an ABC tune; abc2xml's time grows with the square of a line without bar lines."""
-    max_symbolic_patches: int | None = 100_000
-    """Converted symbolic music (interleaved ABC or MTF): about 200 of the M3 tower's segments."""
+    max_symbolic_patches: int | None = 1_000_000
+    """Converted symbolic music (interleaved ABC or MTF): about 2,000 of the M3 tower's segments (the
+    longest piece of the bundled model's test set, a MIDI file, has 102,024)."""
     max_audio_seconds: float | None = 3600.0
     """An audio file's duration."""
 
