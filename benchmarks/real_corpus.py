@@ -35,7 +35,9 @@ def scores(count: int) -> list[str]:
     from clamp3.preprocess.sheet import abc_file_tunes, tune_to_interleaved, xml_to_interleaved
 
     texts = [xml_to_interleaved(path).text for path in chorale_paths(count // 2)]
-    abc_files = sorted(Path(p) for name in ABC_COLLECTIONS for p in corpus.getComposer(name, ["abc"]))
+    abc_files = sorted(
+        Path(p) for name in ABC_COLLECTIONS for p in corpus.getComposer(name) if str(p).endswith(".abc")
+    )
     for path in abc_files:
         for tune in abc_file_tunes(path):
             if len(texts) == count:

@@ -174,8 +174,8 @@ def test_bf16_autocast_stays_close_to_float32(mert_dir: Path, extractor: MertExt
     window = normalize(load_mono(_audio(mert_dir, "short_24k_mono")))[None, :120000]
     low = MertExtractor(extractor.model, device="cpu", dtype="bf16").window_features(window)
     np.testing.assert_allclose(low, extractor.window_features(window), atol=0.03, rtol=0.03)
-    with pytest.raises(ValueError, match="unknown dtype 'int8'"):
-        MertExtractor(extractor.model, device="cpu", dtype="int8")
+    with pytest.raises(ValueError, match="unknown dtype 'int4'"):
+        MertExtractor(extractor.model, device="cpu", dtype="int4")
 
 
 def test_positional_convolution_runs_in_float32_under_autocast(extractor: MertExtractor) -> None:

@@ -20,7 +20,8 @@ class RecordingModel:
     """Stands in for CLaMP3: records the texts the text tower is given; vector = (length, 1, 0)."""
 
     family = "clamp3"
-    fingerprint = "recording-model"
+    fingerprint = vector_identity = "recording-model"
+    precision = "float32"
     embedding_dim = 3
     device = "cpu"
 

@@ -90,11 +90,12 @@ def load_model(model: Any = None, *, device: str | None = None, dtype: str | Non
 
         loaded = CLaMP3.from_pretrained(name, device=device, dtype=dtype)
     logger.info(
-        "model %s loaded: %s on %s, fingerprint %s",
+        "model %s loaded: %s on %s, fingerprint %s, %s",
         name,
         loaded.family,
         loaded.device,
         loaded.fingerprint[:16],
+        loaded.precision,
     )
     return loaded
 
@@ -148,7 +149,8 @@ class Session:
         options: PipelineOptions | None = None,
         device: str | None = None,
     ) -> Session:
-        encoder = load_model(model, device=device)
+        dtype = options.dtype if options is not None else None
+        encoder = load_model(model, device=device, dtype=dtype)
         store = cache if isinstance(cache, FeatureCache) else (FeatureCache() if cache else None)
         logger.info("feature cache: %s", store.root if store is not None else "off")
         return cls(encoder, Pipeline(encoder, store, options), model_name(model))

@@ -103,6 +103,9 @@ class PipelineOptions:
     """The largest input of each kind (see :mod:`clamp3.limits`)."""
     chunk_files: int = 64
     """Files converted and embedded together by :meth:`Pipeline.iter_embeddings` before the next ones."""
+    dtype: str = "float32"
+    """The precision models are loaded at (:func:`clamp3.api.load_model`): float32, bf16, fp16, or int8
+    (CPU: the symbolic and audio towers and MERT quantized). Cached vectors are kept apart per precision."""
 
 
 def _image_item(path: Path, caption: str) -> Item:
@@ -134,6 +137,8 @@ class Pipeline:
         self.options = options or PipelineOptions()
         if self.options.mert != PipelineOptions.mert and model is not None:
             self._check_mert_use(model)
+        if self.options.dtype != PipelineOptions.dtype and model is not None:
+            self._check_precision(model)
         self._mert = None
         self._captioner = None
         self.encoder_calls = 0
@@ -148,6 +153,15 @@ class Pipeline:
             raise Clamp3Error(
                 f"--mert {self.options.mert}: this model reads {features} audio features, not MERT's; "
                 "leave --mert out (it is for saas and c2)"
+            )
+
+    def _check_precision(self, model: CLaMP3) -> None:
+        """Refuse a ``dtype`` option that the loaded model does not compute at."""
+        from clamp3.precision import precision_name
+
+        if precision_name(self.options.dtype) != model.precision:
+            raise Clamp3Error(
+                f"--dtype {self.options.dtype}: the loaded model computes {model.precision} vectors"
             )
 
     @property
@@ -386,7 +400,10 @@ class Pipeline:
         """What the cached features of an audio file depend on besides its bytes."""
         name = self.model.config.audio.features
         if name == _MERT:
-            return digest(STAGE_VERSIONS["mert"], _folder_fingerprint(resolve_model_dir(self.options.mert)))
+            mert = _folder_fingerprint(resolve_model_dir(self.options.mert))
+            if self._mert_dtype() is not None:
+                return digest(STAGE_VERSIONS["mert"], mert, self._mert_dtype())
+            return digest(STAGE_VERSIONS["mert"], mert)
         return digest(STAGE_VERSIONS["frontend"], front_end(name).name)
 
     def _extract_audio(
@@ -413,12 +430,18 @@ class Pipeline:
         for result in batches:
             yield result.path, result.error if result.error is not None else result.features
 
+    def _mert_dtype(self) -> str | None:
+        """MERT runs in int8 with an int8 model, else in float32 (``None``)."""
+        from clamp3.precision import INT8
+
+        return INT8 if self.model.precision == INT8 else None
+
     def _mert_extractor(self):
         if self._mert is None:
             from clamp3.preprocess.mert import MertExtractor
 
             self._mert = MertExtractor.from_pretrained(
-                resolve_model_dir(self.options.mert), self.model.device
+                resolve_model_dir(self.options.mert), self.model.device, dtype=self._mert_dtype()
             )
         return self._mert
 
@@ -559,7 +582,7 @@ class Pipeline:
     def _vector_key(self, item: Item, scope: str) -> str:
         data = item.data
         content = data.tobytes() + str(data.shape).encode() if isinstance(data, np.ndarray) else data
-        return digest("vector", self.model.fingerprint, item.tower, scope, content)
+        return digest("vector", self.model.vector_identity, item.tower, scope, content)
 
     def _encode(self, tower: Tower, data: list, global_features: bool, show_progress: bool):
         self.encoder_calls += 1

@@ -20,6 +20,14 @@ _MODEL_OPTIONS = (
         help="Model name (default, saas, c2, clamp1-s512, ...) or path [saas if downloaded, else default].",
     ),
     click.option("--device", default=None, help="cpu, cuda, cuda:1 ... [cuda if available]."),
+    click.option(
+        "--dtype",
+        type=click.Choice(["float32", "bf16", "fp16", "int8"]),
+        default="float32",
+        show_default=True,
+        help="Precision: int8 runs the model (and MERT) with int8 linear layers, for CPUs; vectors of "
+        "different precisions are cached apart.",
+    ),
     click.option("--no-cache", is_flag=True, help="Do not read or write the feature cache."),
     click.option(
         "--mert",
@@ -62,6 +70,7 @@ def model_options(command: Callable) -> Callable:
             captioner=kwargs.pop("captioner"),
             batch_size=kwargs.pop("batch_size"),
             show_progress=not kwargs.pop("quiet"),
+            dtype=kwargs.pop("dtype"),
         )
         model_args = {
             "model": kwargs.pop("model"),

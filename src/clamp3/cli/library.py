@@ -43,9 +43,16 @@ def library_group() -> None:
 @click.option(
     "--batch-files", type=click.IntRange(min=1), default=None, help="Files committed together by `add` [64]."
 )
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "bf16", "fp16", "int8"]),
+    default="float32",
+    show_default=True,
+    help="Precision of the library's vectors (int8: quantized, for CPUs); fixed for the library.",
+)
 @friendly_errors
 def init_command(
-    directory: str, model: str | None, ann_threshold: int | None, batch_files: int | None
+    directory: str, model: str | None, ann_threshold: int | None, batch_files: int | None, dtype: str
 ) -> None:
     """Create an empty library in DIRECTORY for one model (loads no weights)."""
     from dataclasses import replace
@@ -57,8 +64,11 @@ def init_command(
         settings = replace(settings, ann_threshold=ann_threshold)
     if batch_files is not None:
         settings = replace(settings, batch_files=batch_files)
-    library = Library.create(directory, model=model, settings=settings)
-    click.echo(f"created {library.uri} for model '{library.model_name}' ({library.dim} dimensions)")
+    library = Library.create(directory, model=model, settings=settings, dtype=dtype)
+    click.echo(
+        f"created {library.uri} for model '{library.model_name}' ({library.dim} dimensions, "
+        f"{library.precision})"
+    )
 
 
 @library_group.command("add")
@@ -176,7 +186,8 @@ def stats_command(library_dir: str, as_json: bool) -> None:
         return
     click.echo(f"library:  {stats['uri']}")
     click.echo(
-        f"model:    {stats['model']} ({(stats['fingerprint'] or 'weights not local')[:12]}, {stats['dim']} d)"
+        f"model:    {stats['model']} ({(stats['fingerprint'] or 'weights not local')[:12]}, "
+        f"{stats['dim']} d, {stats['precision']})"
     )
     click.echo(f"rows:     {stats['rows']}")
     for name, count in sorted(stats["by_kind"].items()):

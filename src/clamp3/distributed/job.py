@@ -119,7 +119,7 @@ class ModelActor:
             import torch
 
             torch.set_num_threads(threads)
-        encoder = load_model(model, device=device)
+        encoder = load_model(model, device=device, dtype=options.dtype if options is not None else None)
         if fingerprint is not None and encoder.fingerprint != fingerprint:
             raise Clamp3Error(
                 f"the workers' '{model}' has weights {encoder.fingerprint[:12]}, expected "

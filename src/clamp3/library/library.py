@@ -4,7 +4,7 @@
 >>> lib.add(["music/"])                                      # doctest: +SKIP
 >>> lib.search(text="a lively Irish reel", k=5)              # doctest: +SKIP
 
-The model (name, weights fingerprint, dimension) is fixed when the library is created; vectors are
+The model (name, weights fingerprint, dimension, precision) is fixed when the library is created; vectors are
 stored unit-length, so a dot product is their cosine. ``add`` commits one batch of files at a time,
 each batch one atomic write that also drops the batch's stale rows, so a killed ``add`` loses at most
 the batch in flight and running it again completes the work.
@@ -158,19 +158,28 @@ class Library:
 
     @classmethod
     def create(
-        cls, uri: PathLike, model: str | None = None, *, settings: LibrarySettings | None = None
+        cls,
+        uri: PathLike,
+        model: str | None = None,
+        *,
+        settings: LibrarySettings | None = None,
+        dtype: str | None = None,
     ) -> Library:
         """A new, empty library at ``uri`` (a folder, or an object-store URI LanceDB understands) for
-        ``model`` (default: the model other commands use by default). Loads no weights."""
+        ``model`` (default: the model other commands use by default) run at ``dtype`` (default float32;
+        ``"int8"``: quantized CPU inference). Loads no weights."""
         from clamp3.api import default_model_name
         from clamp3.hub.identity import model_identity
+        from clamp3.precision import precision_name
 
+        precision = precision_name(dtype)
         identity = model_identity(_model_name(model or default_model_name()))
         meta = {
             "format_version": FORMAT_VERSION,
             "model": identity.name,
             "fingerprint": identity.fingerprint,
             "dim": identity.dim,
+            "precision": precision,
             "created_at": _now().isoformat(),
             "settings": asdict(settings or LibrarySettings()),
             "index": None,
@@ -220,6 +229,31 @@ class Library:
     def dim(self) -> int:
         return int(self._meta["dim"])
 
+    @property
+    def precision(self) -> str:
+        """What the library's vectors are computed at (float32 for libraries that do not say)."""
+        return self._meta.get("precision", "float32")
+
+    def _refuse_precision(self, precision: str) -> None:
+        if precision != self.precision:
+            raise Clamp3Error(
+                f"{self.uri}: this library holds {self.precision} vectors; they cannot be mixed with "
+                f"{precision} vectors: make a new library for them"
+            )
+
+    def _at_precision(self, options: Any) -> Any:
+        """Pipeline ``options`` (default ones for ``None``) at the library's precision; options that ask
+        for another ``dtype`` are refused."""
+        from dataclasses import replace
+
+        from clamp3.pipeline import PipelineOptions
+        from clamp3.precision import precision_name
+
+        options = options if options is not None else PipelineOptions()
+        if options.dtype != PipelineOptions.dtype:
+            self._refuse_precision(precision_name(options.dtype))
+        return replace(options, dtype=self.precision)
+
     def __len__(self) -> int:
         return self._store.count()
 
@@ -236,12 +270,13 @@ class Library:
         from clamp3.cache import FeatureCache
         from clamp3.pipeline import Pipeline
 
+        if cache is None and options is None and self._sessions:
+            return self._sessions[self._last_session]
+        options = self._at_precision(options)
         if self._model is None:
             from clamp3.api import load_model
 
-            self.use_model(load_model(self.model_name, device=device))
-        if cache is None and options is None and self._sessions:
-            return self._sessions[self._last_session]
+            self.use_model(load_model(self.model_name, device=device, dtype=self.precision))
         key = (cache is not False, repr(options))
         if key not in self._sessions:
             pipeline = Pipeline(self._model, FeatureCache() if key[0] else None, options)
@@ -250,7 +285,8 @@ class Library:
         return self._sessions[key]
 
     def use_model(self, model: Any) -> None:
-        """Embed with this loaded model, which must have the library's weights."""
+        """Embed with this loaded model, which must have the library's weights and precision."""
+        self._refuse_precision(model.precision)
         recorded = self._meta["fingerprint"]
         if recorded is None:  # the weights were not local when the library was made
             self._meta = {**self.refresh_meta(), "fingerprint": model.fingerprint}
@@ -304,6 +340,7 @@ class Library:
         down at the end), anything else is a cluster address; ``ray_workers`` model actors, each with
         ``ray_gpus`` GPUs (see :mod:`clamp3.library.distributed`). With ``ray``, ``paths`` may be URLs
         (``s3://...``, anything fsspec reads; see :mod:`clamp3.distributed.urls`), recorded as such."""
+        options = self._at_precision(options)
         urls = [normalized(str(p)) for p in paths if is_url(p)]
         if urls and ray is None:
             raise InputError(urls[0], "URLs are read on Ray only: add --ray (ray= in Python)")
@@ -751,6 +788,7 @@ class Library:
             "model": meta["model"],
             "fingerprint": meta["fingerprint"],
             "dim": meta["dim"],
+            "precision": self.precision,
             "index": index,
             "version": self._store.items.version,
         }

@@ -22,7 +22,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from clamp3.errors import Clamp3Error
 from clamp3.model.checkpoint import LoadedWeights, load_weights_into
 from clamp3.model.segments import plan_batches
-from clamp3.precision import autocast_dtype
+from clamp3.precision import INT8, autocast_dtype, precision_name, quantize_linears
 from clamp3.progress import progress_bar
 
 _Encoder = TypeVar("_Encoder", bound="EncoderBase")
@@ -59,9 +59,12 @@ def _rows(vectors: Any) -> torch.Tensor:
 
 
 class EncoderBase:
-    """A loaded model with its device, autocast dtype and tokenizer. Subclasses set ``family``."""
+    """A loaded model with its device, precision and tokenizer. Subclasses set ``family`` and, to run
+    in int8, ``float32_modules``; ``dtype="int8"`` quantizes the given model in place."""
 
     family = ""
+    float32_modules: tuple[str, ...] | None = None
+    """Submodules that stay float32 under ``dtype="int8"`` (``None``: the family has no int8 path)."""
 
     def __init__(
         self,
@@ -74,12 +77,25 @@ class EncoderBase:
         fingerprint: str | None = None,
     ) -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.autocast_dtype = autocast_dtype(dtype)
+        self.precision = precision_name(dtype)
+        """What the vectors are computed at: float32, bfloat16, float16 or int8 (recorded with them)."""
+        self.autocast_dtype = None if self.precision == INT8 else autocast_dtype(dtype)
+        if self.precision == INT8:
+            self._check_int8()
         self.model = model.to(self.device).eval()
         self.config = model.config
         self._tokenizer = tokenizer
         self._tokenizer_dir = tokenizer_dir
         self._fingerprint = fingerprint
+        if self.precision == INT8:  # the fingerprint stays the float32 weights': it is taken first
+            _ = self.fingerprint
+            quantize_linears(self.model, keep=self.float32_modules)
+
+    def _check_int8(self) -> None:
+        if self.float32_modules is None:
+            raise Clamp3Error(f"dtype int8 is not available for {self.family} models")
+        if self.device.type != "cpu":
+            raise Clamp3Error(f"dtype int8 runs on the CPU only, not on {self.device}")
 
     @property
     def embedding_dim(self) -> int:
@@ -88,6 +104,7 @@ class EncoderBase:
     @property
     def fingerprint(self) -> str:
         """Identifies these weights (cache keys, probes): config and a digest of the weights file.
+        The same at every precision: :attr:`vector_identity` tells vectors of different precisions apart.
 
         A model built in memory is fingerprinted from its parameters, once.
         """
@@ -99,6 +116,16 @@ class EncoderBase:
                 hasher.update(tensor.detach().cpu().contiguous().numpy().tobytes())
             self._fingerprint = hasher.hexdigest()
         return self._fingerprint
+
+    @property
+    def vector_identity(self) -> str:
+        """What this model's vectors are keyed by: the fingerprint, with the precision unless float32
+        (and, for int8, the modules kept float32, so a changed recipe does not reuse old vectors)."""
+        if self.precision == "float32":
+            return self.fingerprint
+        if self.precision == INT8:
+            return f"{self.fingerprint}:{INT8}:{','.join(self.float32_modules or ())}"
+        return f"{self.fingerprint}:{self.precision}"
 
     @classmethod
     def from_weights(
@@ -121,10 +148,9 @@ class EncoderBase:
         )
 
     def __repr__(self) -> str:
-        dtype = str(self.autocast_dtype).removeprefix("torch.") if self.autocast_dtype else "float32"
         return (
-            f"{type(self).__name__}(dim={self.embedding_dim}, device='{self.device}', dtype={dtype}, "
-            f"fingerprint='{self.fingerprint[:12]}')"
+            f"{type(self).__name__}(dim={self.embedding_dim}, device='{self.device}', "
+            f"dtype={self.precision}, fingerprint='{self.fingerprint[:12]}')"
         )
 
     @staticmethod

@@ -22,8 +22,15 @@ import numpy as np
 import torch
 from transformers import HubertConfig, HubertModel
 
-from clamp3.errors import CheckpointError, InputError, as_input_error
-from clamp3.precision import autocast_dtype, run_in_float32
+from clamp3.errors import CheckpointError, Clamp3Error, InputError, as_input_error
+from clamp3.precision import (
+    INT8,
+    Int8Conv1d,
+    autocast_dtype,
+    precision_name,
+    quantize_linears,
+    run_in_float32,
+)
 from clamp3.preprocess.audio import (
     DEFAULT_BLOCK_FRAMES,
     WindowSpec,
@@ -148,6 +155,20 @@ def load_mert(model_dir: str | Path) -> HubertModel:
     return model.eval().requires_grad_(False)
 
 
+def quantize_mert(model: HubertModel) -> None:
+    """int8 MERT: the linear layers, and the convolutions of the feature extractor after the first (a
+    third of MERT's work at 5 s windows), as int8 matrix products over their input windows.
+
+    The first convolution (one input channel) and the grouped positional convolution stay float32.
+    Measured on this project's 2-core CPU (random MERT-v1-95M weights, two 5 s windows): 1.91 s float32,
+    1.26 s with int8 linear layers only, 0.90 s with the convolutions too.
+    """
+    quantize_linears(model)
+    for layer in model.feature_extractor.conv_layers:
+        if layer.conv.in_channels > 1:
+            layer.conv = Int8Conv1d(layer.conv)
+
+
 @dataclass
 class MertResult:
     """The outcome for one input file: ``features`` ``[n_windows, D]`` float32, or the ``error``."""
@@ -204,7 +225,8 @@ class _Batcher:
 
 
 class MertExtractor:
-    """MERT window features for audio files (or waveforms) with a loaded model.
+    """MERT window features for audio files (or waveforms) with a loaded model (``dtype="int8"``
+    quantizes that model in place, see :func:`quantize_mert`).
 
     >>> mert = MertExtractor.from_pretrained("path/to/MERT-v1-95M")       # doctest: +SKIP
     >>> [r.features.shape for r in mert.extract(["a.wav", "b.mp3"])]       # doctest: +SKIP
@@ -220,13 +242,18 @@ class MertExtractor:
         dtype: str | torch.dtype | None = None,
     ) -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.precision = precision_name(dtype)
+        if self.precision == INT8 and self.device.type != "cpu":
+            raise Clamp3Error(f"dtype int8 runs on the CPU only, not on {self.device}")
         self.model = model.to(self.device)
         # The positional convolution (grouped, kernel 128) stays float32: under CPU bf16 autocast on a
         # Xeon with AMX (torch 2.11) its output had a relative error of 1.03 against float32, while the
         # layers before it stayed near 0.01; it does a few per cent of MERT's work.
         run_in_float32(self.model.encoder.pos_conv_embed)
         self.spec = spec or WindowSpec(sample_rate=getattr(model.config, "sample_rate", 24000))
-        self.autocast_dtype = autocast_dtype(dtype)
+        self.autocast_dtype = None if self.precision == INT8 else autocast_dtype(dtype)
+        if self.precision == INT8:
+            quantize_mert(self.model)
 
     @classmethod
     def from_pretrained(
@@ -235,7 +262,8 @@ class MertExtractor:
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
     ) -> MertExtractor:
-        """Load a MERT checkpoint directory; ``dtype`` ``"bf16"``/``"fp16"`` runs the model under autocast."""
+        """Load a MERT checkpoint directory; ``dtype`` ``"bf16"``/``"fp16"`` runs the model under autocast,
+        ``"int8"`` with int8 linear layers (CPU)."""
         return cls(load_mert(model_dir), device=device, dtype=dtype)
 
     @property
