@@ -388,3 +388,15 @@ def test_an_image_needing_a_missing_package_fails_alone(model_dir, mert_dir, tmp
         f"{tmp_path / 'red.png'}: needs a caption: write red.caption.txt or `clamp3 models pull {tmp_path}` "
         "(needs the PIL package: pip install 'clamp3[image]')"
     )
+
+
+def test_a_tune_refused_by_a_limit_converts_once_the_limit_is_raised(model_dir, mert_dir, tmp_path):
+    (tmp_path / "three.abc").write_text(THREE_TUNES)
+    cache = tmp_path / "cache"
+    small = InputLimits(max_abc_chars=40)
+    refused = _pipeline(model_dir, mert_dir, cache, limits=small).embed_paths([tmp_path / "three.abc"])
+    assert refused.items == []
+    (first,) = [e for e in refused.failures if e.path.endswith("#1")]
+    assert re.fullmatch(r"\d+ characters of ABC, over the limit of 40", first.reason)
+    raised = _pipeline(model_dir, mert_dir, cache).embed_paths([tmp_path / "three.abc"])
+    assert [Path(item.id).name for item in raised.items] == ["three.abc#1", "three.abc#3"]

@@ -271,15 +271,18 @@ class Pipeline:
     def items_from_texts(texts: Sequence[str]) -> list[Item]:
         return [Item(id=f"text:{i}", kind=FileKind.TEXT, data=text) for i, text in enumerate(texts)]
 
-    def _cached_text(self, stage: str, path: Path, kind: FileKind, convert: Callable[[], str]) -> str:
-        """``convert()``'s text for ``path``, from the cache when its bytes were converted before.
+    def _cached_text(
+        self, stage: str, path: Path, kind: FileKind, convert: Callable[[], str], settings: str = ""
+    ) -> str:
+        """``convert()``'s text for ``path``, from the cache when its bytes were converted before with
+        the same ``settings`` (whatever else decides the result).
 
         A conversion that failed is remembered too (its reason, under the same key), so a bad file is
         not converted again on every run.
         """
         if self.cache is None:
             return convert()
-        key = digest(STAGE_VERSIONS[stage], kind.value, file_digest(path))
+        key = digest(STAGE_VERSIONS[stage], kind.value, settings, file_digest(path))
         text = self.cache.get_text(key)
         failed = self.cache.get_text(digest(key, "failed")) if text is None else None
         self._looked_up(stage, text is not None or failed is not None, path)
@@ -351,7 +354,9 @@ class Pipeline:
             )
 
         results: list[Item | InputError] = []
-        for suffix, text, *reason in json.loads(self._cached_text("sheet", path, kind, convert)):
+        limits = self.options.limits  # a tune refused by a limit converts once the limit is raised
+        settings = f"abc limits {limits.max_abc_chars} {limits.max_abc_line_chars}"
+        for suffix, text, *reason in json.loads(self._cached_text("sheet", path, kind, convert, settings)):
             if text is None:
                 results.append(InputError(f"{path}{suffix}", reason[0]))
             else:
