@@ -418,8 +418,18 @@ def search(
     text or file query is embedded with the model they record.
     """
     if library is not None:
-        search_args = (query, text, k, kinds, include_query)
-        return _search_library(library, search_args, model, cache, options, device, targets)
+        if targets:
+            raise Clamp3Error("search a library or target files, not both")
+        return _search_library(
+            library,
+            query=query,
+            text=text,
+            k=k,
+            kinds=kinds,
+            include_query=include_query,
+            model=model,
+            session_args={"cache": cache is not False, "options": options, "device": device},
+        )
     named, model = model, model if model is not None else recorded_model_name(targets)
     needs_model = (
         text is not None
@@ -458,19 +468,26 @@ def _modality(features: FeatureSet, row: int) -> str | None:
     return features.modalities[row] if features.modalities else None
 
 
-def _search_library(library, search_args, model, cache, options, device, targets) -> SearchResult:
+def _search_library(
+    library: Any,
+    *,
+    query: PathLike | None,
+    text: str | None,
+    k: int,
+    kinds: set[FileKind] | None,
+    include_query: bool,
+    model: Any,
+    session_args: dict[str, Any],
+) -> SearchResult:
     from clamp3.library import Library
 
-    query, text, k, kinds, include_query = search_args
-    if targets:
-        raise Clamp3Error("search a library or target files, not both")
     if (query is None) == (text is None):
         raise Clamp3Error("give either a query file or a query text")
     if not isinstance(library, Library):
         library = Library.open(library, model=model)
     elif model is not None:
         library._check_model(model)
-    library.session(cache=cache is not False, options=options, device=device)
+    library.session(**session_args)
     found = library.search(text=text, path=query, k=k, kinds=kinds, include_query=include_query)
     hits = [Hit(h.rank, h.score, h.id, h.path or "", h.kind, h.caption) for h in found]
     return SearchResult(text if text is not None else str(query), hits, len(library))

@@ -327,8 +327,11 @@ class Pipeline:
 
     def _symbolic_checked(self, item: Item) -> Item | InputError:
         """``item``, or its failure when it is symbolic music past the patch limit."""
-        if item.tower != "symbolic" or self.model is None:
+        limit = self.options.limits.max_symbolic_patches
+        if item.tower != "symbolic" or self.model is None or limit is None:
             return item
+        if item.data.isascii() and len(item.data) <= limit:
+            return item  # every patch holds at least one character: no need to split the text
         try:
             self.options.limits.check_patches(item.id, len(self.model.patchilizer.split(item.data)))
         except InputError as error:
@@ -406,9 +409,8 @@ class Pipeline:
         name = self.model.config.audio.features
         if name == _MERT:
             mert = _folder_fingerprint(resolve_model_dir(self.options.mert))
-            if self._mert_dtype() is not None:
-                return digest(STAGE_VERSIONS["mert"], mert, self._mert_dtype())
-            return digest(STAGE_VERSIONS["mert"], mert)
+            dtype = self._mert_dtype()  # float32 features keep the key they always had
+            return digest(STAGE_VERSIONS["mert"], mert, *([dtype] if dtype is not None else []))
         return digest(STAGE_VERSIONS["frontend"], front_end(name).name)
 
     def _extract_audio(

@@ -79,8 +79,10 @@ def embed_command(
     if fmt == "parquet":
         require("--format parquet", "pyarrow")
     session = Session.open(**model_args)
+    # npy outputs are written chunk by chunk; npz and parquet gather their rows for one file at the end
     ids, paths_out, kinds, vectors, failures, skipped = [], [], [], [], [], []
     written: dict[Path, str] = {}
+    embedded = 0
     for root in map(Path, paths):
         files, unknown = session.pipeline.collect([root])
         skipped += unknown
@@ -97,11 +99,13 @@ def embed_command(
                         continue
                     written[target] = item.id
                     save_npy(target, vector[None])
-                ids.append(relative)
-                paths_out.append(item.id)
-                kinds.append(item.kind.value)
-                vectors.append(vector)
-    if not ids and not failures:
+                else:
+                    ids.append(relative)
+                    paths_out.append(item.id)
+                    kinds.append(item.kind.value)
+                    vectors.append(vector)
+                embedded += 1
+    if not embedded and not failures:
         raise click.ClickException(f"no input files found in {', '.join(map(str, paths))}")
     if fmt == "npz":
         matrix = np.stack(vectors) if vectors else np.zeros((0, session.model.embedding_dim), np.float32)
@@ -121,7 +125,7 @@ def embed_command(
         atomic_write(output, write)
     elif fmt == "parquet":
         _write_parquet(output, ids, paths_out, kinds, vectors, session.model.fingerprint, session.name)
-    Console(stderr=True).print(f"{len(ids)} item(s) embedded into {output}")
+    Console(stderr=True).print(f"{embedded} item(s) embedded into {output}")
     if report_problems(failures, skipped):
         raise SystemExit(1)
 
