@@ -25,6 +25,7 @@ from clamp3.cache import FeatureCache
 from clamp3.errors import Clamp3Error, InputError
 from clamp3.modality import FileKind, collect_files
 from clamp3.pipeline import Embeddings, Item, Pipeline, PipelineOptions
+from clamp3.preprocess.windows import Span, WindowSettings
 from clamp3.retrieval import (
     ClassificationReport,
     EvalResult,
@@ -44,6 +45,7 @@ from clamp3.retrieval import (
 )
 from clamp3.retrieval import evaluate as evaluate_features
 from clamp3.retrieval.features import describe_model
+from clamp3.retrieval.spans import SpanHit, piece_score, rank_spans, unit_rows
 from clamp3.retrieval.vector_files import vector_file_model_name
 
 OFFICIAL_MODEL = "saas"
@@ -356,6 +358,9 @@ class Hit:
     path: str
     kind: str | None = None
     caption: str | None = None
+    span: Span | None = None
+    """With ``segments``: the best-matching passage of the hit (``None`` for a text, or a piece
+    searched without segments)."""
 
 
 @dataclass
@@ -408,6 +413,9 @@ def search(
     device: str | None = None,
     library: Any = None,
     include_query: bool = False,
+    segments: bool = False,
+    windows: WindowSettings | None = None,
+    combine: str = "max",
 ) -> SearchResult:
     """The ``k`` targets most similar to a query file or a query ``text`` (any language).
 
@@ -416,6 +424,11 @@ def search(
     A query file that is also among the targets is not a hit of itself unless ``include_query``.
     Targets may be vector files of ``clamp3 embed --format npz|parquet``; with no ``model`` named, a
     text or file query is embedded with the model they record.
+
+    ``segments`` also embeds the windows of every target piece (``windows``, default
+    :class:`~clamp3.preprocess.windows.WindowSettings`; a library uses its own): each hit carries
+    its best-matching passage (:attr:`Hit.span`) and its score combines its global and best-window
+    scores (``combine``, see :data:`~clamp3.retrieval.spans.COMBINE`).
     """
     if library is not None:
         if targets:
@@ -429,6 +442,8 @@ def search(
             include_query=include_query,
             model=model,
             session_args={"cache": cache is not False, "options": options, "device": device},
+            segments=segments,
+            combine=combine,
         )
     named, model = model, model if model is not None else recorded_model_name(targets)
     needs_model = (
@@ -443,6 +458,8 @@ def search(
         found.features = _without_file(found.features, Path(query))
     if not len(found.features):
         return SearchResult(label, [], 0, found.failures, found.skipped)
+    if segments:
+        return _search_segments(session, label, vector, found, k, windows or WindowSettings(), combine)
     by_path = {item.id: item for item in found.items}
     hits = []
     for rank, hit in enumerate(VectorIndex(found.features).search(vector[None], k)[0], start=1):
@@ -450,6 +467,100 @@ def search(
         kind = item.kind.value if item else _modality(found.features, hit.index)
         hits.append(Hit(rank, hit.score, hit.id, hit.path, kind, item.caption if item else None))
     return SearchResult(label, hits, len(found.features), found.failures, found.skipped)
+
+
+def _search_segments(
+    session: Session | None,
+    label: str,
+    vector: np.ndarray,
+    found: Collection,
+    k: int,
+    windows: WindowSettings,
+    combine: str,
+) -> SearchResult:
+    """:func:`search` with segments: every target's windows embedded and scored with its vector."""
+    if session is None or not found.items:
+        raise Clamp3Error("segment search needs the music files themselves, not precomputed vectors")
+    by_path = {item.id: item for item in found.items}
+    items = [by_path[path] for path in found.features.paths]  # row by row (the query file left out)
+    embedded, failures = session.pipeline.embed_windows(items, windows)
+    best = {item.id: rank_spans(vector, [(item.id, spans, vectors)])[0] for item, spans, vectors in embedded}
+    scores = unit_rows(found.features.vectors) @ unit_rows(vector)[0]
+    rows = []
+    for row, item in enumerate(items):
+        top = best.get(item.id)
+        rows.append((piece_score(float(scores[row]), top.score if top else None, combine), row, top))
+    rows.sort(key=lambda entry: (-entry[0], entry[1]))
+    hits = [
+        Hit(
+            rank,
+            score,
+            found.features.ids[row],
+            items[row].id,
+            items[row].kind.value,
+            items[row].caption,
+            top.span if top else None,
+        )
+        for rank, (score, row, top) in enumerate(rows[:k], start=1)
+    ]
+    return SearchResult(label, hits, len(found.features), found.failures + failures, found.skipped)
+
+
+@dataclass
+class LocateResult:
+    """The passages of a piece ranked for a query, best first."""
+
+    query: str
+    piece: str
+    spans: list[SpanHit]
+    failures: list[InputError] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        best = f", best {self.spans[0].span} ({self.spans[0].score:.4f})" if self.spans else ""
+        return f"LocateResult(query={self.query!r}, piece={self.piece!r}, {len(self.spans)} spans{best})"
+
+
+def locate(
+    query: PathLike | None,
+    piece: PathLike,
+    *,
+    text: str | None = None,
+    model: Any = None,
+    windows: WindowSettings | None = None,
+    cache: bool | FeatureCache = True,
+    options: PipelineOptions | None = None,
+    device: str | None = None,
+    library: Any = None,
+) -> LocateResult:
+    """Where in ``piece`` a query (a file: a few bars of ABC, a MIDI or audio excerpt; or a ``text``)
+    matches: the piece's windows (bars of sheet music, seconds of MIDI and audio) ranked by cosine.
+
+    With ``library`` (a folder or an open :class:`~clamp3.library.Library`), ``piece`` is an item of
+    the library (its id or path) and its stored window vectors are used.
+    """
+    if library is not None:
+        from clamp3.library import Library
+
+        if not isinstance(library, Library):
+            library = Library.open(library, model=model)
+        library.session(cache=cache is not False, options=options, device=device)
+        label, spans = library.locate(str(piece), text=text, path=query)
+        return LocateResult(label, str(piece), spans)
+    session = Session.open(model, cache=cache, options=options, device=device)
+    label, vector = query_vector(session, query, text)
+    path = Path(piece)
+    files, _ = session.pipeline.collect([path])
+    if not files:
+        raise InputError(path, "not a recognised music file")
+    items, failures = session.pipeline.items_from_files(files)
+    embedded, failed = session.pipeline.embed_windows(items, windows or WindowSettings())
+    failures += failed
+    if not embedded:
+        if failures:
+            raise failures[0]
+        raise InputError(path, "has no passages to locate (a text or an image)")
+    spans = rank_spans(vector, [(item.id, spans, vectors) for item, spans, vectors in embedded])
+    return LocateResult(label, str(path), spans, failures)
 
 
 def _without_file(features: FeatureSet, query: Path) -> FeatureSet:
@@ -478,6 +589,8 @@ def _search_library(
     include_query: bool,
     model: Any,
     session_args: dict[str, Any],
+    segments: bool,
+    combine: str,
 ) -> SearchResult:
     from clamp3.library import Library
 
@@ -488,8 +601,16 @@ def _search_library(
     elif model is not None:
         library._check_model(model)
     library.session(**session_args)
-    found = library.search(text=text, path=query, k=k, kinds=kinds, include_query=include_query)
-    hits = [Hit(h.rank, h.score, h.id, h.path or "", h.kind, h.caption) for h in found]
+    found = library.search(
+        text=text,
+        path=query,
+        k=k,
+        kinds=kinds,
+        include_query=include_query,
+        segments=segments,
+        combine=combine,
+    )
+    hits = [Hit(h.rank, h.score, h.id, h.path or "", h.kind, h.caption, h.span) for h in found]
     return SearchResult(text if text is not None else str(query), hits, len(library))
 
 

@@ -33,6 +33,7 @@ from clamp3.progress import progress_bar
 if TYPE_CHECKING:
     from clamp3.encoder import CLaMP3
     from clamp3.model.towers import Tower
+    from clamp3.preprocess.windows import Span, Window, WindowSettings
 
 logger = logging.getLogger(__name__)
 
@@ -603,6 +604,63 @@ class Pipeline:
         if tower == "symbolic":
             return self.model.encode_symbolic(data, **options)
         return self.model.encode_audio_features(data, **options)
+
+    # ------------------------------------------------------------------ windows (segment-level search)
+
+    def audio_seconds_per_row(self) -> float:
+        """How many seconds of audio one row of the model's audio features covers."""
+        name = self.model.config.audio.features
+        if name == _MERT:
+            from clamp3.preprocess.audio import WindowSpec
+
+            return WindowSpec().window_seconds
+        return front_end(name).seconds_per_position
+
+    def item_windows(self, item: Item, settings: WindowSettings) -> list[Window]:
+        """The windows of one item: bars of sheet music, seconds of MIDI and audio, none of a text."""
+        from clamp3.preprocess import windows
+
+        if item.kind in (FileKind.ABC, FileKind.MUSICXML):
+            return windows.abc_windows(item.data, settings.bars)
+        if item.kind in (FileKind.MIDI, FileKind.MTF):
+            return windows.mtf_windows(item.data, settings.seconds)
+        if item.tower == "audio":
+            return windows.feature_windows(item.data, self.audio_seconds_per_row(), settings.seconds)
+        return []
+
+    def embed_windows(
+        self, items: Sequence[Item], settings: WindowSettings
+    ) -> tuple[list[tuple[Item, list[Span], np.ndarray]], list[InputError]]:
+        """The windows of ``items`` embedded: per item that has windows, the item, its spans and their
+        ``(n, D)`` vectors; an item whose windows cannot be cut or embedded fails as a whole."""
+        if self.family != "clamp3":
+            raise Clamp3Error("segment-level search needs a CLaMP 3 model (default, saas or c2)")
+        parts: list[tuple[Item, list[Window]]] = []
+        failures: dict[str, InputError] = {}
+        for item in items:
+            try:
+                found = self.item_windows(item, settings)
+            except Exception as exc:  # one item must never stop a batch
+                failures[item.id] = as_input_error(item.id, exc)
+                continue
+            if found:
+                parts.append((item, found))
+        inputs = [
+            Item(f"{item.id}@{i}", item.kind, w.data, item.path)
+            for item, found in parts
+            for i, w in enumerate(found)
+        ]
+        embedded = self.embed_items(inputs, show_progress=False)
+        for error in embedded.failures:
+            owner = error.path.rsplit("@", 1)[0]
+            failures.setdefault(owner, InputError(owner, f"a window could not be embedded: {error.reason}"))
+        rows = dict(zip((sub.id for sub in embedded.items), embedded.vectors, strict=True))
+        results = [
+            (item, [w.span for w in found], np.stack([rows[f"{item.id}@{i}"] for i in range(len(found))]))
+            for item, found in parts
+            if item.id not in failures
+        ]
+        return results, list(failures.values())
 
     # ------------------------------------------------------------------ both
 

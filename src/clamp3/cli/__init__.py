@@ -13,7 +13,7 @@ from clamp3.cli.library import library_group
 from clamp3.cli.logs import add_verbose_option
 from clamp3.cli.models import models
 from clamp3.cli.serve import serve_command
-from clamp3.cli.tasks import embed_command, eval_command, score_command, search_command
+from clamp3.cli.tasks import embed_command, eval_command, locate_command, score_command, search_command
 from clamp3.cli.train import train_group
 
 
@@ -26,6 +26,7 @@ def main() -> None:
 for command in (
     embed_command,
     search_command,
+    locate_command,
     score_command,
     eval_command,
     library_group,

@@ -128,6 +128,82 @@ def ray_options(command: Callable) -> Callable:
     return command
 
 
+def _pairs(value: str, option: str) -> list[tuple[float, float]]:
+    """``4:2,8:4`` -> ``[(4, 2), (8, 4)]`` (window size and hop)."""
+    try:
+        pairs = [tuple(float(x) for x in part.split(":")) for part in value.split(",")]
+    except ValueError:
+        pairs = []
+    if not pairs or any(len(pair) != 2 for pair in pairs):
+        raise click.BadParameter(
+            f"'{value}': write SIZE:HOP pairs separated by commas, e.g. 4:2,8:4", param_hint=option
+        )
+    return pairs
+
+
+_WINDOW_OPTIONS = (
+    click.option(
+        "--bar-windows",
+        default=None,
+        metavar="SIZE:HOP,...",
+        help="Windows of sheet music, in bars [4:2,8:4].",
+    ),
+    click.option(
+        "--second-windows",
+        default=None,
+        metavar="SIZE:HOP,...",
+        help="Windows of MIDI and audio, in seconds [6:3,12:6].",
+    ),
+)
+
+
+def window_options(command: Callable) -> Callable:
+    """Add ``--bar-windows`` and ``--second-windows``; the command receives ``windows``, a
+    :class:`~clamp3.preprocess.windows.WindowSettings` (the default sizes where not given)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from clamp3.preprocess.windows import WindowSettings
+
+        bars, seconds = kwargs.pop("bar_windows"), kwargs.pop("second_windows")
+        default = WindowSettings()
+        try:
+            windows = WindowSettings(
+                tuple((int(a), int(b)) for a, b in _pairs(bars, "--bar-windows")) if bars else default.bars,
+                tuple(_pairs(seconds, "--second-windows")) if seconds else default.seconds,
+            )
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--bar-windows/--second-windows") from None
+        return command(*args, windows=windows, **kwargs)
+
+    for option in reversed(_WINDOW_OPTIONS):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+_SEGMENT_SEARCH_OPTIONS = (
+    click.option(
+        "--segments",
+        is_flag=True,
+        help="Also match the pieces' passages (windows of bars or seconds): each hit names its best passage.",
+    ),
+    click.option(
+        "--combine",
+        type=click.Choice(["max", "global", "window", "mean"]),
+        default="max",
+        show_default=True,
+        help="With --segments, a piece's score from its global and best-passage scores.",
+    ),
+)
+
+
+def segment_search_options(command: Callable) -> Callable:
+    """Add ``--segments`` and ``--combine``; the command receives ``segments`` and ``combine``."""
+    for option in reversed(_SEGMENT_SEARCH_OPTIONS):
+        command = option(command)
+    return command
+
+
 def friendly_errors(command: Callable) -> Callable:
     """Turn clamp3's own errors into one ``Error: ...`` line and exit code 1."""
 

@@ -8,7 +8,14 @@ from typing import Any
 
 import click
 
-from clamp3.cli.common import friendly_errors, model_options, ray_options, report_problems
+from clamp3.cli.common import (
+    friendly_errors,
+    model_options,
+    ray_options,
+    report_problems,
+    segment_search_options,
+    window_options,
+)
 from clamp3.cli.tasks import hit_json, parse_kinds
 
 library_option = click.option(
@@ -50,9 +57,21 @@ def library_group() -> None:
     show_default=True,
     help="Precision of the library's vectors (int8: quantized, for CPUs); fixed for the library.",
 )
+@click.option(
+    "--segments",
+    is_flag=True,
+    help="Also keep the vectors of every piece's windows (bars, seconds), for search --segments and locate.",
+)
+@window_options
 @friendly_errors
 def init_command(
-    directory: str, model: str | None, ann_threshold: int | None, batch_files: int | None, dtype: str
+    directory: str,
+    model: str | None,
+    ann_threshold: int | None,
+    batch_files: int | None,
+    dtype: str,
+    segments: bool,
+    windows: Any,
 ) -> None:
     """Create an empty library in DIRECTORY for one model (loads no weights)."""
     from dataclasses import replace
@@ -64,11 +83,21 @@ def init_command(
         settings = replace(settings, ann_threshold=ann_threshold)
     if batch_files is not None:
         settings = replace(settings, batch_files=batch_files)
-    library = Library.create(directory, model=model, settings=settings, dtype=dtype)
+    library = Library.create(
+        directory, model=model, settings=settings, dtype=dtype, segments=windows if segments else None
+    )
+    kept = f"; segments of {_describe(windows)}" if segments else ""
     click.echo(
         f"created {library.uri} for model '{library.model_name}' ({library.dim} dimensions, "
-        f"{library.precision})"
+        f"{library.precision}{kept})"
     )
+
+
+def _describe(windows: Any) -> str:
+    """``4 bars (hop 2), 8 bars (hop 4), 6 s (hop 3), 12 s (hop 6)``."""
+    bars = [f"{size} bars (hop {hop})" for size, hop in windows.bars]
+    seconds = [f"{size:g} s (hop {hop:g})" for size, hop in windows.seconds]
+    return ", ".join(bars + seconds)
 
 
 @library_group.command("add")
@@ -128,6 +157,7 @@ def add_command(
 @click.option("--where", default=None, help="SQL filter on the rows, e.g. \"composer LIKE '%Bach%'\".")
 @click.option("-k", "--top-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--exact", is_flag=True, help="Exact search even when an ANN index exists.")
+@segment_search_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
 @library_option
 @model_options
@@ -141,6 +171,8 @@ def search_command(
     where: str | None,
     k: int,
     exact: bool,
+    segments: bool,
+    combine: str,
     as_json: bool,
     library_dir: str,
     model_args: dict[str, Any],
@@ -158,18 +190,28 @@ def search_command(
         where=where,
         exact=exact,
         include_query=include_query,
+        segments=segments,
+        combine=combine,
     )
     if as_json:
         for hit in hits:
-            click.echo(hit_json(hit.rank, hit.score, hit.id, hit.path, hit.kind, hit.caption))
+            click.echo(hit_json(hit.rank, hit.score, hit.id, hit.path, hit.kind, hit.caption, hit.span))
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("rank", "score", "kind", "title", "path", "id", title=f"Top {len(hits)} of {len(library)}")
+    columns = ("rank", "score", "kind", "title", "path", *(("passage",) if segments else ()), "id")
+    table = Table(*columns, title=f"Top {len(hits)} of {len(library)}")
     for hit in hits:
+        passage = (str(hit.span) if hit.span else "",) if segments else ()
         table.add_row(
-            str(hit.rank), f"{hit.score:.4f}", hit.kind or "", hit.title or "", hit.path or "", hit.id
+            str(hit.rank),
+            f"{hit.score:.4f}",
+            hit.kind or "",
+            hit.title or "",
+            hit.path or "",
+            *passage,
+            hit.id,
         )
     Console().print(table)
 

@@ -1,4 +1,4 @@
-"""``clamp3 embed | search | score | eval``: retrieval tasks over files, folders or feature dumps."""
+"""``clamp3 embed | search | locate | score | eval``: retrieval tasks over files, folders or feature dumps."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ from typing import Any
 
 import click
 
-from clamp3.cli.common import friendly_errors, model_options, ray_options, report_problems
+from clamp3.cli.common import (
+    friendly_errors,
+    model_options,
+    ray_options,
+    report_problems,
+    segment_search_options,
+    window_options,
+)
 from clamp3.errors import InputError
 from clamp3.extras import require
 from clamp3.fileio import atomic_write, embeddings_schema, npy_name, save_npy
@@ -179,20 +186,27 @@ def _write_parquet(output: Path, ids, paths, kinds, vectors, fingerprint: str, n
 
 
 def hit_json(
-    rank: int, score: float, id: str, path: str | None, kind: str | None, caption: str | None
+    rank: int,
+    score: float,
+    id: str,
+    path: str | None,
+    kind: str | None,
+    caption: str | None,
+    span: Any = None,
 ) -> str:
-    """One search hit as the JSON line ``search --json`` prints (``library search --json`` too)."""
-    return json.dumps(
-        {
-            "rank": rank,
-            "score": round(score, 6),
-            "id": id,
-            "path": path,
-            "modality": kind,
-            "caption": caption,
-        },
-        ensure_ascii=False,
-    )
+    """One search hit as the JSON line ``search --json`` prints (``library search --json`` too); with
+    ``--segments``, the best passage as ``start``, ``end`` and ``unit`` (``bar`` or ``second``)."""
+    hit = {
+        "rank": rank,
+        "score": round(score, 6),
+        "id": id,
+        "path": path,
+        "modality": kind,
+        "caption": caption,
+    }
+    if span is not None:
+        hit.update(start=span.start, end=span.end, unit=span.unit)
+    return json.dumps(hit, ensure_ascii=False)
 
 
 @click.command("search")
@@ -207,6 +221,8 @@ def hit_json(
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
 @click.option("--include-query", is_flag=True, help="Keep the query file among the hits when it is a target.")
 @click.option("--library", "library_dir", default=None, help="Search this library (clamp3 library) instead.")
+@segment_search_options
+@window_options
 @model_options
 @friendly_errors
 def search_command(
@@ -217,6 +233,9 @@ def search_command(
     as_json: bool,
     include_query: bool,
     library_dir: str | None,
+    segments: bool,
+    combine: str,
+    windows: Any,
     model_args: dict[str, Any],
 ) -> None:
     """Search TARGETS with a QUERY file (clamp3 search QUERY TARGETS...) or a text (--text "...");
@@ -241,20 +260,75 @@ def search_command(
         kinds=parse_kinds(modality),
         library=library_dir,
         include_query=include_query,
+        segments=segments,
+        windows=windows,
+        combine=combine,
         **model_args,
     )
     if as_json:
         for hit in result.hits:
-            click.echo(hit_json(hit.rank, hit.score, hit.id, hit.path, hit.kind, hit.caption))
+            click.echo(hit_json(hit.rank, hit.score, hit.id, hit.path, hit.kind, hit.caption, hit.span))
     else:
-        table = Table(
-            "rank", "score", "modality", "path", title=f"Top {len(result.hits)} of {result.candidates}"
-        )
+        columns = ("rank", "score", "modality", "path", *(("passage",) if segments else ()))
+        table = Table(*columns, title=f"Top {len(result.hits)} of {result.candidates}")
         for hit in result.hits:
             where = hit.path + (f'  (caption: "{hit.caption}")' if hit.caption else "")
-            table.add_row(str(hit.rank), f"{hit.score:.4f}", hit.kind or "features", where)
+            passage = (str(hit.span) if hit.span else "",) if segments else ()
+            table.add_row(str(hit.rank), f"{hit.score:.4f}", hit.kind or "features", where, *passage)
         Console().print(table)
     if report_problems(result.failures, result.skipped):
+        raise SystemExit(1)
+
+
+@click.command("locate")
+@click.argument("arguments", nargs=-1, required=True)
+@click.option("--text", default=None, help="Query text in any language (then the one argument is the PIECE).")
+@click.option(
+    "-k", "--top-k", "k", type=click.IntRange(min=1), default=None, help="Only the best K passages."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per passage, best first.")
+@click.option(
+    "--library",
+    "library_dir",
+    default=None,
+    help="PIECE is an item (id or path) of this library, whose stored passages are ranked.",
+)
+@window_options
+@model_options
+@friendly_errors
+def locate_command(
+    arguments: tuple[str, ...],
+    text: str | None,
+    k: int | None,
+    as_json: bool,
+    library_dir: str | None,
+    windows: Any,
+    model_args: dict[str, Any],
+) -> None:
+    """Where in PIECE a QUERY matches: clamp3 locate QUERY PIECE, or clamp3 locate --text "..." PIECE.
+
+    The QUERY is a few bars of ABC, a MIDI or audio excerpt (or --text); PIECE's passages (windows of
+    bars for sheet music, of seconds for MIDI and audio) are ranked by similarity, best first."""
+    from clamp3.api import locate
+
+    expected = 1 if text is not None else 2
+    if len(arguments) != expected:
+        raise click.UsageError("give QUERY and PIECE, or --text and PIECE")
+    query = Path(arguments[0]) if text is None else None
+    result = locate(query, arguments[-1], text=text, windows=windows, library=library_dir, **model_args)
+    spans = result.spans[:k] if k is not None else result.spans
+    if as_json:
+        for hit in spans:
+            click.echo(json.dumps(hit.to_dict(), ensure_ascii=False))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("rank", "score", "passage", "piece", title=f"{len(spans)} passages of {result.piece}")
+        for hit in spans:
+            table.add_row(str(hit.rank), f"{hit.score:.4f}", str(hit.span), hit.id)
+        Console().print(table)
+    if report_problems(result.failures):
         raise SystemExit(1)
 
 

@@ -37,6 +37,7 @@ from clamp3.distributed.job import ModelActor, RayJob, actor_dataset, local_file
 from clamp3.errors import Clamp3Error, InputError
 from clamp3.library.scan import FileStat
 from clamp3.modality import FileKind
+from clamp3.preprocess.windows import WindowSettings
 from clamp3.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -48,18 +49,22 @@ CALL_SCHEMA = pa.schema(
         pa.field("ids", pa.list_(pa.string())),
         pa.field("failures", pa.list_(pa.struct([("path", pa.string()), ("reason", pa.string())]))),
         pa.field("fragments", pa.list_(pa.string())),
+        pa.field("segment_fragments", pa.list_(pa.string())),
     ]
 )
 """What an actor call returns, one row: its files (as the driver named them), the ids of the rows it
 wrote, the files (or tunes) that failed, and the ``FragmentMetadata`` JSON of the fragments holding
-its rows. One row cannot be split across blocks, so a fragment always arrives with its files."""
+its rows (and, in a library with segments, its items' windows). One row cannot be split across
+blocks, so a fragment always arrives with its files."""
 
 
 class Embedder(ModelActor):
     """A Ray Data actor: writes the library rows of its batch of files (URLs read into a private
     folder, their content hashed here) as fragments of the library's ``items`` dataset."""
 
-    def __init__(self, dim: int, items_uri: str, **model: Any) -> None:
+    def __init__(
+        self, dim: int, items_uri: str, segments_uri: str | None, windows: dict | None, **model: Any
+    ) -> None:
         import lance
 
         try:
@@ -72,6 +77,8 @@ class Embedder(ModelActor):
         super().__init__(**model)
         self.dim = dim
         self.items_uri = items_uri
+        self.segments_uri = segments_uri
+        self.windows = WindowSettings.from_dict(windows) if windows is not None else None
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         from lance.fragment import write_fragments
@@ -88,17 +95,29 @@ class Embedder(ModelActor):
             stats = {
                 path: FileStat(given[n]["size"], given[n]["mtime_ns"]) for n, path in local.paths.items()
             }
-            rows, failures = embedded_rows(
-                self.session, files, hashes, stats, self.dim, {path: n for n, path in local.paths.items()}
+            rows = embedded_rows(
+                self.session,
+                files,
+                hashes,
+                stats,
+                self.dim,
+                {path: n for n, path in local.paths.items()},
+                windows=self.windows,
             )
-        fragments = write_fragments(rows, self.items_uri, schema=rows.schema) if rows.num_rows else []
+
+        def fragments(table: pa.Table, uri: str | None) -> list[str]:
+            if uri is None or table.num_rows == 0:
+                return []
+            return [json.dumps(f.to_json()) for f in write_fragments(table, uri, schema=table.schema)]
+
         call = {
             "files": names,
-            "ids": rows["id"].to_pylist(),
+            "ids": rows.items["id"].to_pylist(),
             "failures": [
-                {"path": f.path, "reason": f.reason} for f in local.failures + local.named(failures)
+                {"path": f.path, "reason": f.reason} for f in local.failures + local.named(rows.failures)
             ],
-            "fragments": [json.dumps(f.to_json()) for f in fragments],
+            "fragments": fragments(rows.items, self.items_uri),
+            "segment_fragments": fragments(rows.segments, self.segments_uri),
         }
         return pa.Table.from_pylist([call], schema=CALL_SCHEMA)
 
@@ -154,6 +173,8 @@ def _embed_on_ray(library: Library, fresh: list[dict[str, Any]], state: _AddStat
             fingerprint=library._meta["fingerprint"],
             dim=library.dim,
             items_uri=library._store.items_uri,
+            segments_uri=library._store.segments_uri,
+            windows=library._meta.get("segments"),
         )
         _commit_stream(library, dataset, len(fresh), state, job.show_progress)
 
@@ -168,6 +189,9 @@ def _commit_stream(library: Library, dataset: Any, files: int, state: _AddState,
         ids = [i for call in pending for i in call["ids"]]
         failures = [InputError(f["path"], f["reason"]) for call in pending for f in call["failures"]]
         library._count_removed(ids, done, state)
+        if library._store.segments_uri is not None:  # segments first, as in the single-process add
+            segment_fragments = [f for call in pending for f in call["segment_fragments"]]
+            library._store.add_fragments(segment_fragments, done, library._store.segments_uri)
         library._store.add_fragments([f for call in pending for f in call["fragments"]], done)
         library._store.record_errors(done, failures)
         state.report.embedded += len(ids)

@@ -37,10 +37,12 @@ from clamp3.library.store import (
     Store,
     in_filters,
     item_schema,
+    segment_schema,
     sql_string,
     vectors_of,
 )
 from clamp3.modality import FileKind
+from clamp3.preprocess.windows import Span, WindowSettings
 from clamp3.progress import progress_bar
 
 PathLike = str | os.PathLike[str]
@@ -74,6 +76,8 @@ class LibraryHit:
     title: str | None = None
     composer: str | None = None
     caption: str | None = None
+    span: Span | None = None
+    """With ``segments``: the item's best-matching passage."""
 
 
 @dataclass
@@ -90,6 +94,19 @@ class AddReport:
     skipped: list[Path | str] = field(default_factory=list)
     indexed: bool = False
     """Whether the ANN index was built or refreshed at the end."""
+
+
+@dataclass
+class Rows:
+    """Library rows to commit together: items, their segments, and the files that failed."""
+
+    items: pa.Table
+    segments: pa.Table
+    failures: list[InputError] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, dim: int) -> Rows:
+        return cls(item_schema(dim).empty_table(), segment_schema(dim).empty_table())
 
 
 @dataclass
@@ -117,6 +134,11 @@ class _AddState:
 def item_id(path: str) -> str:
     """The id of the item at ``path`` (``file`` or ``file#X`` for a tune): 16 hex digits of its hash."""
     return hashlib.sha256(path.encode("utf-8")).hexdigest()[:16]
+
+
+def segment_id(path: str, span: Span) -> str:
+    """The id of the window ``span`` of the item at ``path``."""
+    return item_id(f"{path}@{span.unit}:{span.start:g}-{span.end:g}")
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -164,10 +186,15 @@ class Library:
         *,
         settings: LibrarySettings | None = None,
         dtype: str | None = None,
+        segments: WindowSettings | None = None,
     ) -> Library:
         """A new, empty library at ``uri`` (a folder, or an object-store URI LanceDB understands) for
         ``model`` (default: the model other commands use by default) run at ``dtype`` (default float32;
-        ``"int8"``: quantized CPU inference). Loads no weights."""
+        ``"int8"``: quantized CPU inference). Loads no weights.
+
+        ``segments`` (window sizes) makes the library keep the vectors of every piece's windows too, for
+        segment-level search (:meth:`search` with ``segments=True``, :meth:`locate`); about 20 windows
+        per minute of MIDI or audio and per 30 bars of sheet music with the default sizes."""
         from clamp3.api import default_model_name
         from clamp3.hub.identity import model_identity
         from clamp3.precision import precision_name
@@ -183,6 +210,7 @@ class Library:
             "created_at": _now().isoformat(),
             "settings": asdict(settings or LibrarySettings()),
             "index": None,
+            "segments": segments.to_dict() if segments is not None else None,
         }
         return cls(Store.create(_local_path(uri), meta), meta)
 
@@ -228,6 +256,12 @@ class Library:
     @property
     def dim(self) -> int:
         return int(self._meta["dim"])
+
+    @property
+    def windows(self) -> WindowSettings | None:
+        """The window sizes of the library's segments (``None``: the library keeps no segments)."""
+        recorded = self._meta.get("segments")
+        return WindowSettings.from_dict(recorded) if recorded is not None else None
 
     @property
     def precision(self) -> str:
@@ -399,16 +433,19 @@ class Library:
                 files = todo[start : start + batch]
                 failed_before = len(state.report.failures)
                 fresh, hashes, stats, reused, moved_from = self._hash_and_reuse(files, state)
-                tables = [reused]
+                tables, segment_tables = [reused.items], [reused.segments]
                 if fresh:
-                    table, failures = embedded_rows(
-                        self.session(**session_options), fresh, hashes, stats, self.dim
+                    rows = embedded_rows(
+                        self.session(**session_options), fresh, hashes, stats, self.dim, windows=self.windows
                     )
-                    tables.append(table)
-                    state.report.embedded += table.num_rows
-                    state.report.failures += failures
+                    tables.append(rows.items)
+                    segment_tables.append(rows.segments)
+                    state.report.embedded += rows.items.num_rows
+                    state.report.failures += rows.failures
                 done = [str(p) for p, _ in files]
-                self._commit(pa.concat_tables(tables), done, moved_from, state)
+                self._commit(
+                    Rows(pa.concat_tables(tables), pa.concat_tables(segment_tables)), done, moved_from, state
+                )
                 self._store.record_errors(done, state.report.failures[failed_before:])
                 logger.info(
                     "committed files %d-%d of %d: %d row(s), %d failure(s)",
@@ -422,7 +459,7 @@ class Library:
 
     def _hash_and_reuse(
         self, files: list[tuple[Path, FileKind]], state: _AddState
-    ) -> tuple[list[tuple[Path, FileKind]], dict[Path, str], dict[Path, FileStat], pa.Table, list[str]]:
+    ) -> tuple[list[tuple[Path, FileKind]], dict[Path, str], dict[Path, FileStat], Rows, list[str]]:
         """Hash a batch of files and take the rows of the content the library already holds.
 
         Returns the files still to embed, the hashes and stats, the reused rows and the gone files
@@ -439,15 +476,19 @@ class Library:
         reuse = [(p, k) for p, k in files if p in hashes and hashes[p] in state.known_hashes]
         fresh = [(p, k) for p, k in files if p in hashes and hashes[p] not in state.known_hashes]
         if not reuse:
-            return fresh, hashes, stats, item_schema(self.dim).empty_table(), []
+            return fresh, hashes, stats, Rows.empty(self.dim), []
         reused, moved_from = self._reused_rows(reuse, hashes, stats, state)
-        report.reused += reused.num_rows
+        report.reused += reused.items.num_rows
         return fresh, hashes, stats, reused, moved_from
 
-    def _commit(self, rows: pa.Table, files: list[str], moved_from: list[str], state: _AddState) -> None:
-        """One Lance transaction: ``rows`` in, the other rows of ``files`` and of ``moved_from`` out."""
-        self._count_removed(rows["id"].to_pylist(), files, state)
-        self._store.replace(rows, files + moved_from)
+    def _commit(self, rows: Rows, files: list[str], moved_from: list[str], state: _AddState) -> None:
+        """``rows`` in, the other rows of ``files`` and of ``moved_from`` out: one Lance transaction
+        for the segments, then one for the items (a kill in between leaves the files recorded as they
+        were, so the next ``add`` writes both again)."""
+        self._count_removed(rows.items["id"].to_pylist(), files, state)
+        if self._store.segments is not None:
+            self._store.replace(rows.segments, files + moved_from, self._store.segments)
+        self._store.replace(rows.items, files + moved_from)
 
     def _count_removed(self, ids: list[str], files: list[str], state: _AddState) -> None:
         """Count the rows of ``files`` that a commit of their rows ``ids`` leaves out."""
@@ -460,15 +501,22 @@ class Library:
         hashes: dict[Path, str],
         stats: dict[Path, FileStat],
         state: _AddState,
-    ) -> tuple[pa.Table, list[str]]:
-        """Rows for files whose content the library already holds: copies of those rows, re-pathed.
-        A row of a file that is gone is a move: it is replaced (its file listed in the result)."""
+    ) -> tuple[Rows, list[str]]:
+        """Rows for files whose content the library already holds: copies of those rows (and of their
+        segments), re-pathed. A row of a file that is gone is a move: it is replaced (its file listed in
+        the result)."""
         wanted = sorted({hashes[p] for p, _ in files})
         source = self._store.rows_in("content_hash", wanted, list(item_schema(self.dim).names))
         by_hash: dict[str, dict[str, list[dict[str, Any]]]] = {}
         for row in source.to_pylist():
             by_hash.setdefault(row["content_hash"], {}).setdefault(row["file_path"], []).append(row)
+        segments_by_file: dict[str, list[dict[str, Any]]] = {}
+        if self._store.segments is not None:
+            names = list(segment_schema(self.dim).names)
+            for row in self._store.rows_in("content_hash", wanted, names, self._store.segments).to_pylist():
+                segments_by_file.setdefault(row["file_path"], []).append(row)
         rows: list[dict[str, Any]] = []
+        segments: list[dict[str, Any]] = []
         moved_from: list[str] = []
         for path, _ in files:
             owners = by_hash.get(hashes[path], {})
@@ -492,7 +540,22 @@ class Library:
                         "mtime_ns": stat.mtime_ns,
                     }
                 )
-        return pa.Table.from_pylist(rows, schema=item_schema(self.dim)), moved_from
+            for row in segments_by_file.get(old_file, []):
+                new_path = str(path) + (row["path"] or "")[len(old_file) :]
+                span = Span(row["start"], row["end"], row["unit"])
+                segments.append(
+                    {
+                        **row,
+                        "id": segment_id(new_path, span),
+                        "item_id": item_id(new_path),
+                        "path": new_path,
+                        "file_path": str(path),
+                    }
+                )
+        return Rows(
+            pa.Table.from_pylist(rows, schema=item_schema(self.dim)),
+            pa.Table.from_pylist(segments, schema=segment_schema(self.dim)),
+        ), moved_from
 
     def add_vectors(
         self,
@@ -608,23 +671,30 @@ class Library:
         where: str | None = None,
         exact: bool = False,
         include_query: bool = False,
+        segments: bool = False,
+        combine: str = "max",
     ) -> list[LibraryHit]:
         """The ``k`` items most similar to the query, best first. ``kinds`` and ``where`` (a SQL filter
         on the row's columns, such as ``"composer LIKE '%Bach%'"``) restrict the candidates;
         ``exact`` skips the ANN index. The query's own rows (the item of ``like``, the items of the
-        file ``path`` when the library holds it) are left out unless ``include_query``."""
+        file ``path`` when the library holds it) are left out unless ``include_query``.
+
+        ``segments`` (a library made with segments) also searches the windows of the pieces: each hit
+        carries its best passage (:attr:`LibraryHit.span`) and its score combines the item's global
+        score with its best window's (``combine``, see :data:`~clamp3.retrieval.spans.COMBINE`)."""
         _, query = self.query_vector(text=text, path=path, vector=vector, like=like)
         filters = []
         if kinds:
             values = sorted(k.value if isinstance(k, FileKind) else str(k) for k in kinds)
             filters.append(f"kind IN ({', '.join(sql_string(v) for v in values)})")
-        if where:
-            filters.append(f"({where})")
-        if like is not None and not include_query:
-            filters.append(f"id != {sql_string(like)}")
         if path is not None and not include_query:
             filters.append(f"file_path != {sql_string(os.path.abspath(path))}")
-        return self._nearest(query, k, " AND ".join(filters) or None, exact)
+        own = [f"id != {sql_string(like)}"] if like is not None and not include_query else []
+        if not segments:
+            conditions = [*filters, *own, *([f"({where})"] if where else [])]
+            return self._nearest(query, k, " AND ".join(conditions) or None, exact)
+        segment_filters = [*filters, *([f"item_id != {sql_string(like)}"] if own else [])]
+        return self._search_segments(query, k, filters + own, segment_filters, where, exact, combine)
 
     def _nearest(self, query: np.ndarray, k: int, where: str | None, exact: bool) -> list[LibraryHit]:
         if k < 1:
@@ -646,19 +716,99 @@ class Library:
         except (ValueError, RuntimeError) as exc:
             message = " ".join(str(exc).split())[:300]
             raise Clamp3Error(f"the search failed (check the filter): {message}") from None
-        return [
-            LibraryHit(
-                rank,
-                1.0 - row["_distance"],
-                row["id"],
-                row["path"],
-                row["kind"],
-                row["title"],
-                row["composer"],
-                row["caption"],
+        return [_hit(rank, 1.0 - row["_distance"], row) for rank, row in enumerate(rows.to_pylist(), start=1)]
+
+    def _search_segments(
+        self,
+        query: np.ndarray,
+        k: int,
+        filters: list[str],
+        segment_filters: list[str],
+        where: str | None,
+        exact: bool,
+        combine: str,
+    ) -> list[LibraryHit]:
+        """Candidates from both tables (the ``k`` best items, the pieces of the ``20 k`` best windows),
+        then every candidate scored exactly from its vector and all its windows."""
+        from clamp3.retrieval.spans import piece_score, rank_spans
+
+        segment_table = self._segments_table()
+        conditions = [*filters, *([f"({where})"] if where else [])]
+        candidates = {hit.id for hit in self._nearest(query, k, " AND ".join(conditions) or None, exact)}
+        builder = (
+            segment_table.search(query, vector_column_name="vector")
+            .distance_type(ann.DISTANCE)
+            .select(["item_id", "_distance"])
+            .limit(20 * k)
+        )
+        if segment_filters:
+            builder = builder.where(" AND ".join(segment_filters), prefilter=True)
+        if exact:
+            builder = builder.bypass_vector_index()
+        else:
+            builder = builder.nprobes(self.settings.nprobes).refine_factor(self.settings.refine_factor)
+        candidates.update(builder.to_arrow()["item_id"].to_pylist())
+        rows = self._store.rows_in(
+            "id", sorted(candidates), [*INFO_COLUMNS, "vector"], where=" AND ".join(conditions) or None
+        )
+        windows = self._store.rows_in(
+            "item_id", rows["id"].to_pylist(), ["item_id", "start", "end", "unit", "vector"], segment_table
+        )
+        by_item: dict[str, tuple[list[Span], list[np.ndarray]]] = {}
+        spans_of = windows.select(["item_id", "start", "end", "unit"]).to_pylist()
+        for row, vector in zip(spans_of, vectors_of(windows), strict=True):
+            spans, vectors = by_item.setdefault(row["item_id"], ([], []))
+            spans.append(Span(row["start"], row["end"], row["unit"]))
+            vectors.append(vector)
+        scored = []
+        for row, vector in zip(rows.drop(["vector"]).to_pylist(), vectors_of(rows), strict=True):
+            best = None
+            if row["id"] in by_item:
+                spans, vectors = by_item[row["id"]]
+                best = rank_spans(query, [(row["id"], spans, np.stack(vectors))])[0]
+            score = piece_score(float(vector @ query), best.score if best else None, combine)
+            scored.append((score, row, best.span if best else None))
+        scored.sort(key=lambda entry: (-entry[0], entry[1]["id"]))
+        return [_hit(rank, score, row, span) for rank, (score, row, span) in enumerate(scored[:k], start=1)]
+
+    def _segments_table(self) -> Any:
+        if self._store.segments is None:
+            raise Clamp3Error(
+                f"{self.uri}: this library keeps no segments (make one with `clamp3 library init --segments`)"
             )
-            for rank, row in enumerate(rows.to_pylist(), start=1)
+        return self._store.segments
+
+    def segments_of(self, item: str) -> tuple[str, list[Span], np.ndarray]:
+        """The id, window spans and window vectors of an item, given by its id or its path."""
+        table = self._segments_table()
+        found = self._store.query(["id"], f"id = {sql_string(item)} OR path = {sql_string(item)}")
+        if found.num_rows == 0:
+            raise UnknownItemError(f"no item with id or path {item!r} in the library")
+        own_id = found["id"][0].as_py()
+        rows = self._store.query(["start", "end", "unit", "vector"], f"item_id = {sql_string(own_id)}", table)
+        spans = [
+            Span(r["start"], r["end"], r["unit"]) for r in rows.select(["start", "end", "unit"]).to_pylist()
         ]
+        return own_id, spans, vectors_of(rows)
+
+    def locate(
+        self,
+        item: str,
+        *,
+        text: str | None = None,
+        path: PathLike | None = None,
+        vector: Any = None,
+        like: str | None = None,
+    ) -> tuple[str, list[Any]]:
+        """Where in ``item`` (an id or a path) the query matches: the query's label and the item's
+        windows ranked by cosine (:class:`~clamp3.retrieval.spans.SpanHit`, best first)."""
+        from clamp3.retrieval.spans import rank_spans
+
+        own_id, spans, vectors = self.segments_of(item)
+        label, query = self.query_vector(text=text, path=path, vector=vector, like=like)
+        if not spans:
+            raise Clamp3Error(f"item {item!r} has no passages to locate (a text or an image)")
+        return label, rank_spans(query, [(own_id, spans, vectors)])
 
     def similarity(self, first: dict[str, Any], second: dict[str, Any]) -> float:
         """Cosine between two queries, each given as :meth:`query_vector`'s keywords, e.g.
@@ -715,24 +865,15 @@ class Library:
 
     def _optimize(self) -> dict[str, Any] | None:
         logger.info("%s: compacting and indexing", self.uri)
-        table = self._store.items
-        table.optimize()
         rows = self._store.count()
         meta = self.refresh_meta()
-        if rows < ann.MIN_INDEX_ROWS:
-            stale = ann.vector_index(table)
-            if stale is not None:
-                table.drop_index(stale.name)
-            index = None
-        else:
-            index = {
-                "type": ann.INDEX_TYPE,
-                "partitions": ann.build_index(table, rows),
-                "rows": rows,
-                "built_at": _now().isoformat(),
-                **self._measure_recall(rows),
-            }
-        self._meta = {**meta, "index": index}
+        index = _index(self._store.items, rows)
+        if index is not None:
+            index.update(self._measure_recall(rows))
+        meta = {**meta, "index": index}
+        if self._store.segments is not None:
+            meta["segment_index"] = _index(self._store.segments, self._store.segments.count_rows())
+        self._meta = meta
         self._store.put_meta(self._meta)
         return index
 
@@ -750,11 +891,13 @@ class Library:
         return {"recall@10": round(recall, 4), "recall_queries": count, "measured_at": _now().isoformat()}
 
     def _refresh_index_if_due(self) -> bool:
-        rows = self._store.count()
-        if rows < self.settings.ann_threshold:
-            return False
-        index = self._meta.get("index")
-        if index is not None and rows <= 1.1 * index["rows"]:
+        due = [(self._store.count(), self._meta.get("index"))]
+        if self._store.segments is not None:
+            due.append((self._store.segments.count_rows(), self._meta.get("segment_index")))
+        if not any(
+            rows >= self.settings.ann_threshold and (index is None or rows > 1.1 * index["rows"])
+            for rows, index in due
+        ):
             return False
         self._optimize()
         return True
@@ -791,6 +934,9 @@ class Library:
             "precision": self.precision,
             "index": index,
             "version": self._store.items.version,
+            "segments": None
+            if self._store.segments is None
+            else {**meta["segments"], "rows": self._store.segments.count_rows()},
         }
 
     # ------------------------------------------------------------------ export
@@ -807,6 +953,30 @@ class Library:
         raise Clamp3Error(f"unknown export format {format!r}; choose parquet or npy")
 
 
+def _index(table: Any, rows: int) -> dict[str, Any] | None:
+    """Compact ``table`` and build its ANN index (drop it below :data:`~clamp3.library.ann.MIN_INDEX_ROWS`
+    rows, where search stays exact); returns the index description to record."""
+    table.optimize()
+    if rows < ann.MIN_INDEX_ROWS:
+        stale = ann.vector_index(table)
+        if stale is not None:
+            table.drop_index(stale.name)
+        return None
+    return {
+        "type": ann.INDEX_TYPE,
+        "partitions": ann.build_index(table, rows),
+        "rows": rows,
+        "built_at": _now().isoformat(),
+    }
+
+
+def _hit(rank: int, score: float, row: dict[str, Any], span: Span | None = None) -> LibraryHit:
+    """A search hit from an item row (:data:`~clamp3.library.store.INFO_COLUMNS`)."""
+    return LibraryHit(
+        rank, score, row["id"], row["path"], row["kind"], row["title"], row["composer"], row["caption"], span
+    )
+
+
 def embedded_rows(
     session: Any,
     files: list[tuple[Path, FileKind]],
@@ -814,16 +984,42 @@ def embedded_rows(
     stats: dict[Path, FileStat],
     dim: int,
     names: dict[Path, str] | None = None,
-) -> tuple[pa.Table, list[InputError]]:
-    """The library rows of ``files`` (their items embedded with ``session``, their tags read) and the
-    files that failed; in this process or in a Ray actor. ``names``: the name a file is recorded under
-    when it is not its path (the URL of a local copy)."""
+    windows: WindowSettings | None = None,
+) -> Rows:
+    """The library rows of ``files`` (their items embedded with ``session``, their tags read; with
+    ``windows``, the items' windows embedded too) and the files that failed; in this process or in a Ray
+    actor. ``names``: the name a file is recorded under when it is not its path (the URL of a local
+    copy). An item whose windows cannot be embedded fails as a whole."""
     from clamp3.library.tags import Tags, interleaved_bars, read_tags
 
     items, failures = session.pipeline.items_from_files(files)
     embedded = session.pipeline.embed_items(items)
     items, failures = embedded.items, failures + embedded.failures
     vectors = _unit(embedded.vectors) if items else np.zeros((0, dim), np.float32)
+    segment_rows: list[dict[str, Any]] = []
+    if windows is not None:
+        windowed, failed = session.pipeline.embed_windows(items, windows)
+        failures += failed
+        dropped = {error.path for error in failed}
+        kept = [i for i, item in enumerate(items) if item.id not in dropped]
+        items, vectors = [items[i] for i in kept], vectors[kept]
+        for item, spans, window_vectors in windowed:
+            path = (names or {}).get(item.path, str(item.path)) + item.id[len(str(item.path)) :]
+            for span, vector in zip(spans, _unit(window_vectors), strict=True):
+                segment_rows.append(
+                    {
+                        "id": segment_id(path, span),
+                        "item_id": item_id(path),
+                        "path": path,
+                        "file_path": (names or {}).get(item.path, str(item.path)),
+                        "content_hash": hashes[item.path],
+                        "kind": item.kind.value,
+                        "start": float(span.start),
+                        "end": float(span.end),
+                        "unit": span.unit,
+                        "vector": vector,
+                    }
+                )
     tags: dict[str, Tags] = {}
     for path, kind in files:
         tags.update(read_tags(path, kind))
@@ -857,4 +1053,8 @@ def embedded_rows(
                 "added_at": added_at,
             }
         )
-    return pa.Table.from_pylist(rows, schema=item_schema(dim)), failures
+    return Rows(
+        pa.Table.from_pylist(rows, schema=item_schema(dim)),
+        pa.Table.from_pylist(segment_rows, schema=segment_schema(dim)),
+        failures,
+    )

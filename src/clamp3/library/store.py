@@ -21,6 +21,7 @@ import pyarrow as pa
 from clamp3.errors import Clamp3Error
 
 ITEMS_TABLE = "items"
+SEGMENTS_TABLE = "segments"
 META_TABLE = "meta"
 ERRORS_TABLE = "errors"
 FORMAT_VERSION = 1
@@ -69,6 +70,24 @@ def item_schema(dim: int) -> pa.Schema:
     )
 
 
+def segment_schema(dim: int) -> pa.Schema:
+    """One window of an item: its span (``start``/``end`` in ``unit``: ``bar`` or ``second``) and vector."""
+    return pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("item_id", pa.string(), nullable=False),
+            pa.field("path", pa.string()),
+            pa.field("file_path", pa.string()),
+            pa.field("content_hash", pa.string()),
+            pa.field("kind", pa.string()),
+            pa.field("start", pa.float64()),
+            pa.field("end", pa.float64()),
+            pa.field("unit", pa.string()),
+            pa.field("vector", pa.list_(pa.float32(), dim)),
+        ]
+    )
+
+
 ERRORS_SCHEMA = pa.schema(
     [
         pa.field("file_path", pa.string(), nullable=False),
@@ -97,13 +116,17 @@ def is_local(uri: str) -> bool:
 
 
 class Store:
-    """The two tables of one library: ``items`` (one row per item) and ``meta`` (one JSON document)."""
+    """The tables of one library: ``items`` (one row per item), ``meta`` (one JSON document) and, when
+    the library keeps segments, ``segments`` (one row per window of an item)."""
 
     def __init__(self, uri: str, db: Any) -> None:
         self.uri = uri
         self._db = db
         self.items = db.open_table(ITEMS_TABLE)
         self._meta = db.open_table(META_TABLE)
+        self.segments = (
+            db.open_table(SEGMENTS_TABLE) if SEGMENTS_TABLE in set(db.list_tables().tables) else None
+        )
 
     @staticmethod
     def _connect(uri: str) -> Any:
@@ -121,6 +144,8 @@ class Store:
         meta_rows = pa.table({"key": ["library"], "value": [json.dumps(meta)]}, schema=_META_SCHEMA)
         db.create_table(META_TABLE, data=meta_rows)
         db.create_table(ITEMS_TABLE, schema=item_schema(meta["dim"]))
+        if meta.get("segments") is not None:
+            db.create_table(SEGMENTS_TABLE, schema=segment_schema(meta["dim"]))
         return cls(uri, db)
 
     @classmethod
@@ -147,55 +172,77 @@ class Store:
 
     # ------------------------------------------------------------------ reads
 
-    def query(self, columns: Sequence[str], where: str | None = None) -> pa.Table:
-        """Every row matching ``where`` (all rows when ``None``), only ``columns``."""
-        builder = self.items.search().select(list(columns)).limit(None)
+    def query(self, columns: Sequence[str], where: str | None = None, table: Any = None) -> pa.Table:
+        """The rows of ``table`` (default: items) matching ``where`` (all when ``None``), ``columns`` only."""
+        builder = (table if table is not None else self.items).search().select(list(columns)).limit(None)
         if where:
             builder = builder.where(where)
         return builder.to_arrow()
 
-    def rows_in(self, column: str, values: Sequence[str], columns: Sequence[str]) -> pa.Table:
-        """The rows whose ``column`` is one of ``values``."""
-        tables = [self.query(columns, where) for where in in_filters(column, list(values))]
-        return pa.concat_tables(tables) if tables else self.query(columns, "false")
+    def rows_in(
+        self,
+        column: str,
+        values: Sequence[str],
+        columns: Sequence[str],
+        table: Any = None,
+        where: str | None = None,
+    ) -> pa.Table:
+        """The rows of ``table`` (default: items) whose ``column`` is one of ``values`` (and that match
+        ``where``)."""
+        extra = f" AND ({where})" if where else ""
+        tables = [
+            self.query(columns, f"({chunk}){extra}", table) for chunk in in_filters(column, list(values))
+        ]
+        return pa.concat_tables(tables) if tables else self.query(columns, "false", table)
 
     def count(self, where: str | None = None) -> int:
         return self.items.count_rows(where)
 
     # ------------------------------------------------------------------ writes
 
-    def replace(self, rows: pa.Table, files: Sequence[str]) -> None:
-        """One commit: insert or update ``rows`` (by id) and delete the other rows of ``files``."""
-        merge = self._merge(self.items, "id")
+    def replace(self, rows: pa.Table, files: Sequence[str], table: Any = None) -> None:
+        """One commit to ``table`` (default: items): insert or update ``rows`` (by id) and delete the
+        other rows of ``files``."""
+        table = table if table is not None else self.items
+        merge = self._merge(table, "id")
         if files:
             files = list(files)
             stale = " OR ".join(in_filters("file_path", files))
             merge = merge.when_not_matched_by_source_delete(stale)
         if rows.num_rows == 0 and not files:
             return
-        merge.execute(rows.cast(self.items.schema))
+        merge.execute(rows.cast(table.schema))
 
     @property
     def items_uri(self) -> str:
         """Where the ``items`` Lance dataset is: Ray actors write their fragments there."""
         return self.items.uri
 
-    def add_fragments(self, fragments: Sequence[str], files: Sequence[str]) -> None:
-        """One Lance transaction: the rows of ``fragments`` (written by Ray actors, each as its
-        ``FragmentMetadata`` JSON) in, every row of ``files`` that the table held before out."""
+    @property
+    def segments_uri(self) -> str | None:
+        """Where the ``segments`` Lance dataset is (``None`` in a library without segments)."""
+        return self.segments.uri if self.segments is not None else None
+
+    def add_fragments(
+        self, fragments: Sequence[str], files: Sequence[str], dataset_uri: str | None = None
+    ) -> None:
+        """One Lance transaction on ``dataset_uri`` (default: items): the rows of ``fragments`` (written
+        by Ray actors, each as its ``FragmentMetadata`` JSON) in, every row of ``files`` that the table
+        held before out."""
         import lance
         from lance.fragment import FragmentMetadata
 
+        dataset_uri = dataset_uri or self.items_uri
         new = [FragmentMetadata.from_json(f) for f in fragments]
         if is_local(self.uri):
             for fragment in new:
                 for data in fragment.files:
-                    if not (Path(self.items_uri) / "data" / data.path).is_file():
+                    if not (Path(dataset_uri) / "data" / data.path).is_file():
                         raise Clamp3Error(
                             f"{self.uri}: a worker wrote {data.path} where this machine cannot see it: "
                             "with Ray on several machines, put the library on storage they all reach"
                         )
-        dataset = lance.dataset(self.items_uri)
+        dataset = lance.dataset(dataset_uri)
         updated, removed = [], []
         if files:
             stale = " OR ".join(in_filters("file_path", list(files)))
@@ -213,7 +260,12 @@ class Store:
         lance.LanceDataset.commit(dataset, operation, read_version=dataset.version)
 
     def delete(self, column: str, values: Sequence[str]) -> None:
+        """Delete the rows whose ``column`` is one of ``values``: their segments first, then the items
+        (a kill in between leaves items without segments, which the same call completes)."""
+        segment_column = "item_id" if column == "id" else column
         for where in in_filters(column, list(values)):
+            if self.segments is not None:
+                self.segments.delete(where.replace(column, segment_column, 1))
             self.items.delete(where)
 
     def record_errors(self, files: Sequence[str], failures: Sequence[Any]) -> None:
