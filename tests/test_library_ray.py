@@ -14,8 +14,9 @@ from click.testing import CliRunner
 
 from clamp3.cli import main
 from clamp3.library import Library, LibrarySettings, distributed
-from clamp3.library.store import Store, item_schema
+from clamp3.library.store import Store, item_schema, vectors_of
 from clamp3.pipeline import PipelineOptions
+from clamp3.preprocess.windows import WindowSettings
 from tests.test_library import _rows, mixed_music
 from tests.tiny import tiny_model_with_tokenizer
 
@@ -333,3 +334,28 @@ def test_a_ray_add_stopped_between_commits_resumes_to_the_single_process_library
     again = on_ray.add([texts], cache=False, ray="local", prune=True)
     assert (again.embedded, again.unchanged, again.removed) == (1, 6, 1)
     _assert_same(on_ray, here)
+
+
+def test_ray_add_with_segments_writes_the_single_process_windows(
+    ray_runtime, model_dir, music, reference_dir, tmp_path
+):
+    windows = WindowSettings(bars=((2, 1),), seconds=((4.0, 2.0),))
+    options = PipelineOptions(mert=str(reference_dir / "mert" / "model"))
+    here = Library.create(tmp_path / "here", model=str(model_dir), segments=windows)
+    here.add([music], options=options, cache=False)
+    on_ray = Library.create(tmp_path / "ray", model=str(model_dir), segments=windows)
+    report = on_ray.add([music], options=options, cache=False, ray="local")
+    assert report.embedded == 7 and len(report.failures) == 1  # broken.mid
+
+    def windows_of(library: Library) -> dict:
+        store = library._store
+        table = store.query(["id", "item_id", "path", "start", "end", "unit", "vector"], table=store.segments)
+        rows = table.drop(["vector"]).to_pylist()
+        assert len({row["id"] for row in rows}) == len(rows)
+        return {row["id"]: (row, vector) for row, vector in zip(rows, vectors_of(table), strict=True)}
+
+    expected, found = windows_of(here), windows_of(on_ray)
+    assert len(expected) > 7 and found.keys() == expected.keys()
+    for id_, (row, vector) in expected.items():
+        assert found[id_][0] == row
+        np.testing.assert_allclose(found[id_][1], vector, atol=1e-6)
