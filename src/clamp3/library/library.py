@@ -17,7 +17,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,9 @@ class LibrarySettings:
     """Rows from which ``add`` builds (and refreshes) the ANN index by itself; below, search is exact."""
     nprobes: int = 10
     refine_factor: int = 10
+    segment_candidates: int = 10
+    """Segment search asks the segments table for this many windows per hit wanted (their pieces are
+    the candidates); the windows re-ranked on their full vectors are as many as an item search's."""
     recall_queries: int = 50
     """Queries (rows of the library) with which ``optimize`` measures the index's recall@10."""
     lock_timeout_s: float = 600.0
@@ -278,8 +281,6 @@ class Library:
     def _at_precision(self, options: Any) -> Any:
         """Pipeline ``options`` (default ones for ``None``) at the library's precision; options that ask
         for another ``dtype`` are refused."""
-        from dataclasses import replace
-
         from clamp3.pipeline import PipelineOptions
         from clamp3.precision import precision_name
 
@@ -728,48 +729,48 @@ class Library:
         exact: bool,
         combine: str,
     ) -> list[LibraryHit]:
-        """Candidates from both tables (the ``k`` best items, the pieces of the ``20 k`` best windows),
-        then every candidate scored exactly from its vector and all its windows."""
-        from clamp3.retrieval.spans import piece_score, rank_spans
+        """Candidates from both tables: the ``k`` best items and the pieces of the best windows
+        (:attr:`LibrarySettings.segment_candidates` per hit; their scores exact: re-ranked on the full
+        vectors), each piece's best window among those; the window-only candidates' global scores from
+        their vectors, their rows checked against the filters."""
+        from clamp3.retrieval.spans import piece_score
 
-        segment_table = self._segments_table()
-        conditions = [*filters, *([f"({where})"] if where else [])]
-        candidates = {hit.id for hit in self._nearest(query, k, " AND ".join(conditions) or None, exact)}
+        conditions = " AND ".join([*filters, *([f"({where})"] if where else [])]) or None
+        found = {hit.id: hit for hit in self._nearest(query, k, conditions, exact)}
         builder = (
-            segment_table.search(query, vector_column_name="vector")
+            self._segments_table()
+            .search(query, vector_column_name="vector")
             .distance_type(ann.DISTANCE)
-            .select(["item_id", "_distance"])
-            .limit(20 * k)
+            .select(["item_id", "start", "end", "unit", "_distance"])
+            .limit(self.settings.segment_candidates * k)
         )
         if segment_filters:
             builder = builder.where(" AND ".join(segment_filters), prefilter=True)
         if exact:
             builder = builder.bypass_vector_index()
         else:
-            builder = builder.nprobes(self.settings.nprobes).refine_factor(self.settings.refine_factor)
-        candidates.update(builder.to_arrow()["item_id"].to_pylist())
-        rows = self._store.rows_in(
-            "id", sorted(candidates), [*INFO_COLUMNS, "vector"], where=" AND ".join(conditions) or None
-        )
-        windows = self._store.rows_in(
-            "item_id", rows["id"].to_pylist(), ["item_id", "start", "end", "unit", "vector"], segment_table
-        )
-        by_item: dict[str, tuple[list[Span], list[np.ndarray]]] = {}
-        spans_of = windows.select(["item_id", "start", "end", "unit"]).to_pylist()
-        for row, vector in zip(spans_of, vectors_of(windows), strict=True):
-            spans, vectors = by_item.setdefault(row["item_id"], ([], []))
-            spans.append(Span(row["start"], row["end"], row["unit"]))
-            vectors.append(vector)
+            refine = max(1, self.settings.refine_factor // self.settings.segment_candidates)
+            builder = builder.nprobes(self.settings.nprobes).refine_factor(refine)
+        best: dict[str, tuple[float, Span]] = {}
+        for row in builder.to_arrow().to_pylist():  # best first
+            if row["item_id"] not in best:
+                best[row["item_id"]] = (1.0 - row["_distance"], Span(row["start"], row["end"], row["unit"]))
+        others = sorted(set(best) - set(found))
+        if others:
+            rows = self._store.rows_in("id", others, [*INFO_COLUMNS, "vector"], where=conditions)
+            for rank, (row, vector) in enumerate(
+                zip(rows.drop(["vector"]).to_pylist(), vectors_of(rows), strict=True), start=len(found) + 1
+            ):
+                found[row["id"]] = _hit(rank, float(vector @ query), row)
         scored = []
-        for row, vector in zip(rows.drop(["vector"]).to_pylist(), vectors_of(rows), strict=True):
-            best = None
-            if row["id"] in by_item:
-                spans, vectors = by_item[row["id"]]
-                best = rank_spans(query, [(row["id"], spans, np.stack(vectors))])[0]
-            score = piece_score(float(vector @ query), best.score if best else None, combine)
-            scored.append((score, row, best.span if best else None))
-        scored.sort(key=lambda entry: (-entry[0], entry[1]["id"]))
-        return [_hit(rank, score, row, span) for rank, (score, row, span) in enumerate(scored[:k], start=1)]
+        for hit in found.values():
+            window_score, span = best.get(hit.id, (None, None))
+            scored.append((piece_score(hit.score, window_score, combine), hit.id, span, hit))
+        scored.sort(key=lambda entry: (-entry[0], entry[1]))
+        return [
+            replace(hit, rank=rank, score=score, span=span)
+            for rank, (score, _, span, hit) in enumerate(scored[:k], start=1)
+        ]
 
     def _segments_table(self) -> Any:
         if self._store.segments is None:
@@ -867,12 +868,12 @@ class Library:
         logger.info("%s: compacting and indexing", self.uri)
         rows = self._store.count()
         meta = self.refresh_meta()
-        index = _index(self._store.items, rows)
+        index = _index(self._store.items, rows, "id")
         if index is not None:
             index.update(self._measure_recall(rows))
         meta = {**meta, "index": index}
         if self._store.segments is not None:
-            meta["segment_index"] = _index(self._store.segments, self._store.segments.count_rows())
+            meta["segment_index"] = _index(self._store.segments, self._store.segments.count_rows(), "item_id")
         self._meta = meta
         self._store.put_meta(self._meta)
         return index
@@ -953,15 +954,17 @@ class Library:
         raise Clamp3Error(f"unknown export format {format!r}; choose parquet or npy")
 
 
-def _index(table: Any, rows: int) -> dict[str, Any] | None:
-    """Compact ``table`` and build its ANN index (drop it below :data:`~clamp3.library.ann.MIN_INDEX_ROWS`
-    rows, where search stays exact); returns the index description to record."""
+def _index(table: Any, rows: int, key: str) -> dict[str, Any] | None:
+    """Compact ``table`` and build its ANN index and a B-tree on its ``key`` column (the lookups of
+    segment search); below :data:`~clamp3.library.ann.MIN_INDEX_ROWS` rows, where search stays exact,
+    the ANN index is dropped. Returns the ANN index description to record."""
     table.optimize()
     if rows < ann.MIN_INDEX_ROWS:
         stale = ann.vector_index(table)
         if stale is not None:
             table.drop_index(stale.name)
         return None
+    table.create_scalar_index(key, replace=True)
     return {
         "type": ann.INDEX_TYPE,
         "partitions": ann.build_index(table, rows),
