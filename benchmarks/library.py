@@ -234,7 +234,7 @@ def stage_throughput(work: Path, args) -> dict:
     import clamp3
     from clamp3.library import Library
 
-    examples = REPO / "examples" / "library"
+    examples = REPO / "src" / "clamp3" / "demo_data" / "library"
     results = {}
     for name, pattern, copies in (
         ("symbolic", "scores/*", args.copies),

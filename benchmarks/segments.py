@@ -8,6 +8,9 @@ Stages (results saved in ``WORK/results.json`` as soon as measured; an interrupt
   mixture of ``benchmarks/library.py``; a piece's windows are its vector plus noise, so that windows
   of one piece are close and the best window of a query is meaningful.
 * ``index``: ``Library.optimize()``: IVF-RQ indexes of both tables and the B-trees on their ids.
+* ``cost``: what segments cost when indexing: the example library's scores, MIDI and audio
+  (``--copies`` unique copies) added with the bundled model, no cache, to a library without and one
+  with segments (default windows), twice each, alternating; rows and seconds of each, and the ratio.
 * ``search``: in a fresh process (its own peak memory), with a warm page cache and warm-up queries:
   ``--queries`` queries (a window of a random piece, plus noise), each searched with
   ``segments=True`` (both tables, candidates rescored exactly) and without (items only); p50/p95
@@ -31,10 +34,18 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from library import load_results, mixture, peak_rss_mb, read_through, save_results
+from library import (
+    REPO,
+    load_results,
+    mixture,
+    peak_rss_mb,
+    read_through,
+    save_results,
+    unique_copies,
+)
 
 FILL_CHUNK = 50_000
-STAGES = ("fill", "index", "search")
+STAGES = ("fill", "index", "search", "cost")
 
 
 def window_vectors(item_vectors: np.ndarray, first_item: int, windows: int) -> np.ndarray:
@@ -163,6 +174,40 @@ def child_search(work: Path, args) -> None:
     )
 
 
+def stage_cost(work: Path, args) -> dict:
+    import shutil
+
+    import clamp3
+    from clamp3.library import Library
+    from clamp3.preprocess.windows import WindowSettings
+
+    examples = REPO / "src" / "clamp3" / "demo_data" / "library"
+    folder = work / "cost-music"
+    shutil.rmtree(folder, ignore_errors=True)
+    sources = sorted(p for kind in ("scores", "midi", "audio") for p in (examples / kind).iterdir())
+    unique_copies(sources, folder, args.copies)
+    model = clamp3.load_model("default")
+    runs: dict[str, list[float]] = {"plain": [], "segments": []}
+    rows = {}
+    for attempt in range(2):
+        for name, windows in (("plain", None), ("segments", WindowSettings())):
+            uri = work / f"cost-{name}-{attempt}"
+            shutil.rmtree(uri, ignore_errors=True)
+            Library.create(uri, model="default", segments=windows)
+            library = Library.open(uri, model=model)
+            started = time.perf_counter()
+            library.add([folder], cache=False)
+            runs[name].append(time.perf_counter() - started)
+            stats = library.stats()
+            rows[name] = {"items": stats["rows"], "segment_rows": (stats["segments"] or {}).get("rows", 0)}
+    best = {name: min(times) for name, times in runs.items()}
+    return {
+        "rows": rows,
+        "add_s": {name: [round(t, 1) for t in times] for name, times in runs.items()},
+        "segments_over_plain_time": round(best["segments"] / best["plain"], 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("work", type=Path)
@@ -173,6 +218,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--warmup-queries", type=int, default=50)
     parser.add_argument("--exact-queries", type=int, default=50)
+    parser.add_argument("--copies", type=int, default=3, help="Copies of the example library (cost).")
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES))
     parser.add_argument("--redo", nargs="*", default=[], choices=list(STAGES))
     parser.add_argument("--child-search", action="store_true", help=argparse.SUPPRESS)

@@ -152,7 +152,9 @@ def test_a_library_without_segments_says_how_to_get_them(model_dir, model, music
         plain.locate(str(music / "bwv66.mid"), text="a reel")
 
 
-def test_cli_init_with_window_sizes_and_locate_in_the_library(model_dir, music, reference_dir, tmp_path, run):
+def test_cli_init_with_window_sizes_and_locate_in_the_library(
+    model_dir, music, reference_dir, tmp_path, run, monkeypatch
+):
     lib = tmp_path / "cli-lib"
     made = run("library", "init", lib, "--model", model_dir, "--segments", "--bar-windows", "2:1,3:3")
     assert made.exit_code == 0 and "segments of 2 bars (hop 1), 3 bars (hop 3), 6 s (hop 3)" in made.output
@@ -167,6 +169,9 @@ def test_cli_init_with_window_sizes_and_locate_in_the_library(model_dir, music, 
     # bars 1-2, 2-3, 3-4 and 1-3 (the last 3-bar window ends at bar 4: 2-4)
     assert sorted((s["start"], s["end"]) for s in spans) == [(1, 2), (1, 3), (2, 3), (2, 4), (3, 4)]
     assert {s["unit"] for s in spans} == {"bar"} and [s["rank"] for s in spans] == [1, 2, 3, 4, 5]
+    monkeypatch.chdir(music)  # a path relative to the working folder names the same item
+    relative = run("locate", "--text", "a reel", "scores/three.abc#1", "--library", lib, "--json", *model)
+    assert relative.output == located.output
     hits = run("library", "search", "--text", "a reel", "--library", lib, "--segments", "--json", *model)
     assert hits.exit_code == 0, hits.output
     rows = [json.loads(line) for line in hits.output.splitlines()]

@@ -18,7 +18,7 @@ from clamp3.config import CLaMP3Config
 from clamp3.errors import CheckpointError, Clamp3Error, InputError, ModelNotAvailableError
 
 if TYPE_CHECKING:
-    from clamp3.api import embed, evaluate, load_model, score, search, zero_shot
+    from clamp3.api import embed, evaluate, load_model, locate, score, search, zero_shot
     from clamp3.clamp1 import CLaMP1
     from clamp3.encoder import CLaMP3
     from clamp3.library import Library
@@ -37,6 +37,7 @@ _LAZY = MappingProxyType(
         "embed": "clamp3.api",
         "evaluate": "clamp3.api",
         "load_model": "clamp3.api",
+        "locate": "clamp3.api",
         "score": "clamp3.api",
         "search": "clamp3.api",
         "zero_shot": "clamp3.api",
@@ -57,6 +58,7 @@ __all__ = [
     "embed",
     "evaluate",
     "load_model",
+    "locate",
     "score",
     "search",
     "zero_shot",

@@ -780,9 +780,12 @@ class Library:
         return self._store.segments
 
     def segments_of(self, item: str) -> tuple[str, list[Span], np.ndarray]:
-        """The id, window spans and window vectors of an item, given by its id or its path."""
+        """The id, window spans and window vectors of an item, given by its id or its path (absolute, or
+        relative to the working folder)."""
         table = self._segments_table()
-        found = self._store.query(["id"], f"id = {sql_string(item)} OR path = {sql_string(item)}")
+        names = {item, os.path.abspath(item)} if not is_url(item) else {item}
+        paths = " OR ".join(f"path = {sql_string(name)}" for name in sorted(names))
+        found = self._store.query(["id"], f"id = {sql_string(item)} OR {paths}")
         if found.num_rows == 0:
             raise UnknownItemError(f"no item with id or path {item!r} in the library")
         own_id = found["id"][0].as_py()
