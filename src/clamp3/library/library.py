@@ -733,28 +733,15 @@ class Library:
         (:attr:`LibrarySettings.segment_candidates` per hit; their scores exact: re-ranked on the full
         vectors), each piece's best window among those; the window-only candidates' global scores from
         their vectors, their rows checked against the filters."""
+        from concurrent.futures import ThreadPoolExecutor
+
         from clamp3.retrieval.spans import piece_score
 
         conditions = " AND ".join([*filters, *([f"({where})"] if where else [])]) or None
-        found = {hit.id: hit for hit in self._nearest(query, k, conditions, exact)}
-        builder = (
-            self._segments_table()
-            .search(query, vector_column_name="vector")
-            .distance_type(ann.DISTANCE)
-            .select(["item_id", "start", "end", "unit", "_distance"])
-            .limit(self.settings.segment_candidates * k)
-        )
-        if segment_filters:
-            builder = builder.where(" AND ".join(segment_filters), prefilter=True)
-        if exact:
-            builder = builder.bypass_vector_index()
-        else:
-            refine = max(1, self.settings.refine_factor // self.settings.segment_candidates)
-            builder = builder.nprobes(self.settings.nprobes).refine_factor(refine)
-        best: dict[str, tuple[float, Span]] = {}
-        for row in builder.to_arrow().to_pylist():  # best first
-            if row["item_id"] not in best:
-                best[row["item_id"]] = (1.0 - row["_distance"], Span(row["start"], row["end"], row["unit"]))
+        with ThreadPoolExecutor(max_workers=1) as pool:  # the item search runs beside the window search
+            items = pool.submit(self._nearest, query, k, conditions, exact)
+            best = self._best_windows(query, k, segment_filters, exact)
+            found = {hit.id: hit for hit in items.result()}
         others = sorted(set(best) - set(found))
         if others:
             rows = self._store.rows_in("id", others, [*INFO_COLUMNS, "vector"], where=conditions)
@@ -771,6 +758,30 @@ class Library:
             replace(hit, rank=rank, score=score, span=span)
             for rank, (score, _, span, hit) in enumerate(scored[:k], start=1)
         ]
+
+    def _best_windows(
+        self, query: np.ndarray, k: int, filters: list[str], exact: bool
+    ) -> dict[str, tuple[float, Span]]:
+        """Item id -> (score, span) of its best window among the ``segment_candidates * k`` best."""
+        builder = (
+            self._segments_table()
+            .search(query, vector_column_name="vector")
+            .distance_type(ann.DISTANCE)
+            .select(["item_id", "start", "end", "unit", "_distance"])
+            .limit(self.settings.segment_candidates * k)
+        )
+        if filters:
+            builder = builder.where(" AND ".join(filters), prefilter=True)
+        if exact:
+            builder = builder.bypass_vector_index()
+        else:
+            refine = max(1, self.settings.refine_factor // self.settings.segment_candidates)
+            builder = builder.nprobes(self.settings.nprobes).refine_factor(refine)
+        best: dict[str, tuple[float, Span]] = {}
+        for row in builder.to_arrow().to_pylist():  # best first
+            if row["item_id"] not in best:
+                best[row["item_id"]] = (1.0 - row["_distance"], Span(row["start"], row["end"], row["unit"]))
+        return best
 
     def _segments_table(self) -> Any:
         if self._store.segments is None:
