@@ -13,9 +13,10 @@ Stages (results saved in ``WORK/results.json`` as soon as measured; an interrupt
   with segments (default windows), twice each, alternating; rows and seconds of each, and the ratio.
 * ``search``: in a fresh process (its own peak memory), with a warm page cache and warm-up queries:
   ``--queries`` queries (a window of a random piece, plus noise), each searched with
-  ``segments=True`` (both tables, candidates rescored exactly) and without (items only); p50/p95
-  of each, and recall@10 of the segment search's pieces against the exact segment search's (the
-  windows of a piece are near-copies here, so which of them is best is noise and is not compared).
+  ``segments=True`` (both tables, candidates rescored exactly), without (items only), and the
+  segment table's ANN query alone; p50/p95 of each, and recall@10 of the segment search's pieces
+  against the exact segment search's (the windows of a piece are near-copies here, so which of them
+  is best is noise and is not compared).
 
 Usage: ``python benchmarks/segments.py WORK [--items 50000] [--windows 20] [--dim 768]``.
 """
@@ -141,7 +142,7 @@ def child_search(work: Path, args) -> None:
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     for query in queries[: args.warmup_queries]:
         library.search(vector=query, k=10, segments=True)
-    segment_times, item_times, recalls, right = [], [], [], 0
+    segment_times, item_times, window_times, recalls, right = [], [], [], [], 0
     for query, item in zip(queries[args.warmup_queries :], picked[args.warmup_queries :], strict=True):
         started = time.perf_counter()
         hits = library.search(vector=query, k=10, segments=True)
@@ -150,6 +151,9 @@ def child_search(work: Path, args) -> None:
         started = time.perf_counter()
         library.search(vector=query, k=10)
         item_times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        library._best_windows(query, 10, [], exact=False)  # the segment table's ANN query alone
+        window_times.append(time.perf_counter() - started)
         if len(recalls) < args.exact_queries:
             exact = library.search(vector=query, k=10, segments=True, exact=True)
             recalls.append(len({hit.id for hit in hits} & {hit.id for hit in exact}) / len(exact))
@@ -165,6 +169,8 @@ def child_search(work: Path, args) -> None:
                 "segment_search_p95_ms": ms(segment_times, 0.95),
                 "item_search_p50_ms": ms(item_times, 0.5),
                 "item_search_p95_ms": ms(item_times, 0.95),
+                "window_ann_p50_ms": ms(window_times, 0.5),
+                "window_ann_p95_ms": ms(window_times, 0.95),
                 "recall@10": round(statistics.mean(recalls), 4),
                 "recall_queries": len(recalls),
                 "right_piece_first": round(right / len(segment_times), 4),
