@@ -91,24 +91,6 @@ def _write_wav(path: Path, samples: np.ndarray) -> None:
 # ---------------------------------------------------------------------------- the piece's MIDI and bar times
 
 
-def without_repeats(score) -> None:
-    """Remove repeat signs, voltas and D.C./D.S. marks in place: the score is played as written."""
-    from music21 import bar, repeat, spanner
-
-    for sign in list(score.recurse().getElementsByClass(bar.Repeat)):
-        measure = sign.activeSite
-        if measure.leftBarline is sign:
-            measure.leftBarline = None
-        if measure.rightBarline is sign:
-            measure.rightBarline = bar.Barline("regular")
-    for expression in list(score.recurse().getElementsByClass(repeat.RepeatExpression)):
-        expression.activeSite.remove(expression)
-    for bracket in list(score.spannerBundle.getByClass(spanner.RepeatBracket)):
-        for site in bracket.sites.get():
-            if site is not None and bracket in site:
-                site.remove(bracket)
-
-
 def parse_abc(text: str, name: str):
     """The score of an interleaved ABC tune, read by music21 from abc2xml's MusicXML."""
     from music21 import converter, stream
@@ -214,7 +196,7 @@ def piece_midi(text: str, name: str) -> PieceMidi:
     from music21 import stream
 
     from clamp3.preprocess.windows import abc_bars
-    from clamp3.train.opendata.analysis import midi_bytes
+    from clamp3.train.opendata.analysis import midi_bytes, without_repeats
 
     _, bar_lines = abc_bars(text)
     score = parse_abc(text, name)

@@ -158,6 +158,24 @@ def scale_name(classes: tuple[int, ...]) -> str | None:
     return None
 
 
+def without_repeats(score: Score) -> None:
+    """Remove repeat signs, voltas and D.C./D.S. marks in place: the score is played once, as written."""
+    from music21 import bar, repeat, spanner
+
+    for sign in list(score.recurse().getElementsByClass(bar.Repeat)):
+        measure = sign.activeSite
+        if measure.leftBarline is sign:
+            measure.leftBarline = None
+        if measure.rightBarline is sign:
+            measure.rightBarline = bar.Barline("regular")
+    for expression in list(score.recurse().getElementsByClass(repeat.RepeatExpression)):
+        expression.activeSite.remove(expression)
+    for bracket in list(score.spannerBundle.getByClass(spanner.RepeatBracket)):
+        for site in bracket.sites.get():
+            if site is not None and bracket in site:
+                site.remove(bracket)
+
+
 def midi_bytes(score: Score) -> tuple[bytes, tuple[str, ...]]:
     """A Standard MIDI File of the score written by music21 (repeats played out), always with a tempo,
     and notes on what had to be changed for it.
@@ -168,7 +186,7 @@ def midi_bytes(score: Score) -> tuple[bytes, tuple[str, ...]]:
     default of 120 quarter notes per minute; and when music21 cannot expand the repeats (a segno it does
     not understand, for example), the repeat signs are removed and the music is written once through.
     """
-    from music21 import bar, midi, repeat, spanner, stream, tempo
+    from music21 import midi, repeat, stream, tempo
 
     seen: set[int] = set()
     for measure in score.recurse().getElementsByClass(stream.Measure):
@@ -183,18 +201,7 @@ def midi_bytes(score: Score) -> tuple[bytes, tuple[str, ...]]:
         return midi.translate.streamToMidiFile(score).writestr(), ()
     except repeat.ExpanderException as exc:
         reason = " ".join(str(exc).split())
-    for sign in list(score.recurse().getElementsByClass(bar.Repeat)):
-        measure = sign.activeSite
-        if measure.leftBarline is sign:
-            measure.leftBarline = None
-        if measure.rightBarline is sign:
-            measure.rightBarline = bar.Barline("regular")
-    for expression in list(score.recurse().getElementsByClass(repeat.RepeatExpression)):
-        expression.activeSite.remove(expression)
-    for bracket in list(score.spannerBundle.getByClass(spanner.RepeatBracket)):
-        for site in bracket.sites.get():
-            if site is not None and bracket in site:
-                site.remove(bracket)
+    without_repeats(score)
     note = f"MIDI without repeats: music21 could not expand them ({reason})"
     return midi.translate.streamToMidiFile(score).writestr(), (note,)
 
