@@ -3,12 +3,17 @@
     python docs/screenshots.py [--url http://127.0.0.1:8000/]
 
 Builds a library of the demo files (``src/clamp3/demo_data/library``) with the bundled ``default`` model in a
-temporary folder, serves it on a free loopback port and, in headless Chromium at 1280x900, saves:
+temporary folder, keeping their passages (segments), serves it on a free loopback port and, in headless
+Chromium at 1280x900, saves:
 
 * ``docs/screenshots/search.png``: a text search, "a lively Irish reel";
 * ``docs/screenshots/map.png``: the map of the library with a point clicked;
 * ``docs/screenshots/drop.png``: the results of dropping
-  the demo query ``the-alhambra-reel.transcribed.mid`` on the page.
+  the demo query ``the-alhambra-reel.transcribed.mid`` on the page;
+* ``docs/screenshots/segments-search.png``: the same text search with "Find passages" on: each hit's
+  best passage named, highlighted in its score, its player started there;
+* ``docs/screenshots/segments-locate.png``: "Where does it match?" in the panel of The Alhambra, its
+  passages ranked and the second one highlighted.
 
 With ``--url`` it photographs a server already running instead (over the same example library).
 Needs the server extra and Playwright with a Chromium (``/usr/bin/chromium`` when there is one).
@@ -38,6 +43,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-b
 SETTLED = (
     "() => [...document.images].every((img) => img.complete) && !document.body.classList.contains('busy')"
 )
+SLID = "() => [...document.querySelectorAll('#results img.score')].some((img) => img.style.transform)"
 
 
 def free_port() -> int:
@@ -52,11 +58,12 @@ def example_server() -> Iterator[str]:
     import uvicorn
 
     from clamp3.library import Library
+    from clamp3.preprocess.windows import WindowSettings
     from clamp3.server import ServerSettings, create_app
 
     folder = Path(tempfile.mkdtemp(prefix="clamp3-screenshots-"))
     try:
-        library = Library.create(folder / "examples", model="default")
+        library = Library.create(folder / "examples", model="default", segments=WindowSettings())
         report = library.add([str(LIBRARY)])
         print(f"library: {report.embedded} items embedded")
         port = free_port()
@@ -133,6 +140,26 @@ def take(url: str) -> list[Path]:
         page.wait_for_selector("#results .hit")
         page.wait_for_function(SETTLED)
         saved.append(OUT / "drop.png")
+        page.screenshot(path=saved[-1])
+
+        # "Find passages": each hit's best passage
+        page.goto(url)
+        page.wait_for_selector("#passages-toggle:not([hidden])")
+        page.check("#find-passages")
+        page.fill("#search-input", "a lively Irish reel")
+        page.press("#search-input", "Enter")
+        page.wait_for_selector("#results .hit .span-chip")
+        page.wait_for_function(SETTLED)
+        page.wait_for_function(SLID)
+        saved.append(OUT / "segments-search.png")
+        page.screenshot(path=saved[-1])
+
+        # "Where does it match?" in the panel of a tune, its second passage clicked
+        page.locator("#results .hit", has_text="Alhambra").locator(".hit-title").click()
+        page.click("#detail button.locate")
+        page.locator("#detail button.passage").nth(1).click()
+        page.wait_for_function(SETTLED)
+        saved.append(OUT / "segments-locate.png")
         page.screenshot(path=saved[-1])
         browser.close()
     return saved

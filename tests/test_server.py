@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import shutil
 import wave
+import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from tests.test_library import THREE_TUNES
 from tests.tiny import tiny_model_with_tokenizer
 
 TOKEN = "s3cret-token"
+SVG = "http://www.w3.org/2000/svg"
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +103,24 @@ def test_items_and_media(client):
     assert rendered.status_code == 200 and rendered.headers["content-type"] == "audio/wav"
     with wave.open(io.BytesIO(rendered.content)) as audio:
         assert audio.getframerate() == 22050 and audio.getnframes() > 22050
+    # rendered audio answers ranges like a file, so that a player can seek in it
+    assert rendered.headers["accept-ranges"] == "bytes"
+    for asked, first, last in (
+        ("bytes=100-199", 100, 199),
+        ("bytes=-50", -50, -1),
+        ("bytes=1000-", 1000, -1),
+    ):
+        part = client.get(
+            f"/api/items/{ids['midi']}/media", params={"render": "audio"}, headers={"Range": asked}
+        )
+        size = len(rendered.content)
+        first, last = first % size, last % size
+        assert part.status_code == 206 and part.content == rendered.content[first : last + 1]
+        assert part.headers["content-range"] == f"bytes {first}-{last}/{size}"
+    beyond = client.get(
+        f"/api/items/{ids['midi']}/media", params={"render": "audio"}, headers={"Range": "bytes=99999999-"}
+    )
+    assert beyond.status_code == 416 and beyond.headers["content-range"] == f"bytes */{len(rendered.content)}"
     text = client.get(f"/api/items/{ids['text']}/media")
     assert text.text == "a calm chorale for four voices\n"
     assert client.get(f"/api/items/{ids['abc']}/media", params={"page": 99}).status_code == 400
@@ -293,3 +313,276 @@ def test_a_request_past_its_time_limit_gets_504(served, monkeypatch):
     monkeypatch.setattr(Library, "stats", lambda self: time.sleep(1.5) or {})
     answer = client.get("/api/stats")
     assert answer.status_code == 504 and answer.json() == {"detail": "the request took longer than 0.2 s"}
+
+
+# ---------------------------------------------------------------------- segment-level search (issue 20)
+
+
+def _long_tune(bars: int) -> str:
+    """An ABC reel of ``bars`` bars, long enough for Verovio to engrave on several pages."""
+    notes = ["DFAd", "fdAF", "GBdg", "edcB", "Acea", "gfed", "dcBA", "d4"]
+    body = " ".join(f"{notes[i % 8]} {notes[(i * 3 + 1) % 8]}|" for i in range(bars))
+    return f"X:1\nT:A Long Reel\nM:4/4\nL:1/8\nK:D\n{body}]\n"
+
+
+@pytest.fixture(scope="module")
+def segmented(tmp_path_factory):
+    """A library made with segments by the bundled model over a few demo files (tunes, chorales, MIDI,
+    audio), a long tune and a text; its client and the items' ids by file name."""
+    from clamp3.cli.demo import DEMO_DATA
+    from clamp3.preprocess.windows import WindowSettings
+
+    root = tmp_path_factory.mktemp("segmented")
+    demo = DEMO_DATA / "library"
+    music = root / "music"
+    music.mkdir()
+    for name in (
+        "scores/the-alhambra-reel.abc",
+        "scores/the-blue-garters.abc",
+        "scores/bwv324-meine-seel-erhebet-den-herrn.musicxml",
+        "midi/the-grey-plover.mid",
+        "audio/the-custom-house-jig.ogg",
+    ):
+        shutil.copy(demo / name, music)
+    (music / "long.abc").write_text(_long_tune(120))
+    (music / "notes.txt").write_text("a lively reel for the fiddle\n")
+    library = Library.create(root / "lib", model="default", segments=WindowSettings())
+    report = library.add([music])
+    assert not report.failures and report.embedded == 7
+    client = TestClient(create_app(Library.open(root / "lib")), raise_server_exceptions=False)
+    hits = client.post("/api/search", json={"text": "x", "k": 20}).json()["hits"]
+    ids = {hit["path"].rsplit("/", 1)[-1].split("#")[0]: hit["id"] for hit in hits}
+    return client, ids, library
+
+
+@pytest.fixture(scope="module")
+def alhambra_bars_9_12(segmented) -> bytes:
+    """Bars 9-12 of the Alhambra reel's interleaved ABC (the model's input), as an ABC file."""
+    from clamp3.cli.demo import DEMO_DATA
+    from clamp3.modality import FileKind
+    from clamp3.preprocess.windows import abc_excerpt
+
+    _, _, library = segmented
+    path = DEMO_DATA / "library" / "scores" / "the-alhambra-reel.abc"
+    items, _ = library.session().pipeline.items_from_files([(path, FileKind.ABC)])
+    return abc_excerpt(items[0].data, 9, 12).encode()
+
+
+UNITS = {"abc": "bar", "musicxml": "bar", "midi": "second", "audio": "second", "text": None}
+
+
+def test_search_with_segments_names_each_hits_passage(segmented):
+    client, ids, _ = segmented
+    stats = client.get("/api/stats").json()
+    assert stats["segments"]["bars"] == [[4, 2], [8, 4]] and stats["segments"]["seconds"] == [[6, 3], [12, 6]]
+    assert stats["segments"]["rows"] > 100
+    plain = client.post("/api/search", json={"text": "a lively Irish reel", "k": 20}).json()["hits"]
+    assert len(plain) == 7 and all(hit["span"] is None for hit in plain)
+    found = client.post("/api/search", json={"text": "a lively Irish reel", "k": 20, "segments": True}).json()
+    hits = found["hits"]
+    assert found["candidates"] == 7 and len(hits) == 7
+    assert [hit["rank"] for hit in hits] == list(range(1, 8))
+    assert [hit["score"] for hit in hits] == sorted((hit["score"] for hit in hits), reverse=True)
+    plain_scores = {hit["id"]: hit["score"] for hit in plain}
+    for hit in hits:
+        assert hit["score"] >= plain_scores[hit["id"]] - 1e-6  # "max": never below the global score
+        unit = UNITS[hit["kind"]]
+        if unit is None:
+            assert hit["span"] is None
+            continue
+        span = hit["span"]
+        assert set(span) == {"start", "end", "unit"} and span["unit"] == unit
+        if unit == "bar":
+            bars = client.get(f"/api/items/{hit['id']}").json()["bars"]
+            assert 1 <= span["start"] <= span["end"] <= bars and span["start"] == int(span["start"])
+        else:
+            assert 0 <= span["start"] < span["end"] <= 40
+    # by example, with another way to combine: the seed is left out, every hit still has its passage
+    seed = ids["the-blue-garters.abc"]
+    like = client.post("/api/search", json={"like": seed, "k": 3, "segments": True, "combine": "window"})
+    like_hits = like.json()["hits"]
+    assert len(like_hits) == 3 and seed not in {hit["id"] for hit in like_hits}
+    assert [(hit["span"] or {}).get("unit") for hit in like_hits] == [UNITS[hit["kind"]] for hit in like_hits]
+    similar = client.get(
+        f"/api/items/{seed}/similar", params={"k": 3, "segments": "true", "combine": "window"}
+    ).json()
+    assert similar["hits"] == like_hits
+
+
+def test_an_uploaded_abc_excerpt_finds_its_tune_at_its_bars(segmented, alhambra_bars_9_12):
+    client, ids, _ = segmented
+    for combine in (None, "window"):
+        form = {"segments": "true", "k": "3", **({"combine": combine} if combine else {})}
+        answer = client.post(
+            "/api/search", files={"file": ("bars-9-12.abc", alhambra_bars_9_12)}, data=form
+        ).json()
+        best = answer["hits"][0]
+        assert answer["query"] == "bars-9-12.abc" and best["id"] == ids["the-alhambra-reel.abc"]
+        assert best["span"] == {"start": 9, "end": 12, "unit": "bar"}
+        assert best["score"] == pytest.approx(1.0, abs=1e-4)
+    whole = client.post("/api/search", files={"file": ("q.abc", alhambra_bars_9_12)}, data={"k": "1"})
+    assert whole.json()["hits"][0]["span"] is None  # without segments: no passage
+
+
+def test_locate_ranks_the_passages_of_an_item(segmented, alhambra_bars_9_12):
+    client, ids, _ = segmented
+    reel = ids["the-alhambra-reel.abc"]
+    answer = client.post(f"/api/items/{reel}/locate", json={"text": "a lively Irish reel"})
+    assert answer.status_code == 200
+    body = answer.json()
+    spans = body["spans"]
+    assert body["query"] == "a lively Irish reel"
+    # 16 bars in 4-bar windows every 2 bars and 8-bar windows every 4: 7 + 3 passages
+    assert len(spans) == 10 and all(
+        set(span) == {"rank", "score", "start", "end", "unit", "id"} for span in spans
+    )
+    assert [span["rank"] for span in spans] == list(range(1, 11))
+    assert [span["score"] for span in spans] == sorted((span["score"] for span in spans), reverse=True)
+    assert {span["id"] for span in spans} == {reel} and {span["unit"] for span in spans} == {"bar"}
+    assert {(span["start"], span["end"]) for span in spans} >= {(1, 4), (13, 16), (1, 8), (9, 16)}
+    top = client.post(f"/api/items/{reel}/locate", json={"text": "a lively Irish reel", "k": 3}).json()
+    assert top["spans"] == spans[:3]
+
+    uploaded = client.post(
+        f"/api/items/{reel}/locate", files={"file": ("bars-9-12.abc", alhambra_bars_9_12)}, data={"k": "2"}
+    ).json()
+    assert uploaded["query"] == "bars-9-12.abc" and len(uploaded["spans"]) == 2
+    assert (uploaded["spans"][0]["start"], uploaded["spans"][0]["end"]) == (9, 12)
+    assert uploaded["spans"][0]["score"] == pytest.approx(1.0, abs=1e-4)
+
+    midi = ids["the-grey-plover.mid"]
+    by_example = client.post(
+        f"/api/items/{midi}/locate", json={"like": ids["the-custom-house-jig.ogg"]}
+    ).json()
+    assert by_example["query"] == ids["the-custom-house-jig.ogg"]
+    # the 32-second piece in 6-second windows every 3 s and 12-second windows every 6 s
+    assert len(by_example["spans"]) == 15 and {span["unit"] for span in by_example["spans"]} == {"second"}
+    assert max(span["end"] for span in by_example["spans"]) == 32.0
+
+
+def _segment_errors(segmented):
+    _, ids, _ = segmented
+    text, audio, reel = ids["notes.txt"], ids["the-custom-house-jig.ogg"], ids["the-alhambra-reel.abc"]
+    return [
+        ("post", "/api/items/nope/locate", {"text": "x"}, 404, "no item with id 'nope'"),
+        ("post", f"/api/items/{text}/locate", {"text": "x"}, 400, "item "),
+        (
+            "post",
+            f"/api/items/{reel}/locate",
+            {"text": "x", "like": reel},
+            422,
+            "give either 'text' or 'like'",
+        ),
+        ("post", f"/api/items/{reel}/locate", {"text": "x", "k": 0}, 422, "k must be between 1 and 200"),
+        ("post", f"/api/items/{reel}/locate", {"like": "nope"}, 404, "no item with id 'nope'"),
+        ("post", "/api/search", {"text": "x", "segments": "yes"}, 422, "'segments' must be true or false"),
+        ("post", "/api/search", {"text": "x", "combine": "max"}, 422, "'combine' is used only with"),
+        (
+            "post",
+            "/api/search",
+            {"text": "x", "segments": True, "combine": "best"},
+            400,
+            "unknown way to combine",
+        ),
+        ("get", f"/api/items/{reel}/similar?segments=maybe", None, 422, "invalid request: query.segments"),
+        (
+            "get",
+            f"/api/items/{reel}/media?bars=nine",
+            None,
+            422,
+            "bars must look like 9-12 (or 9), got 'nine'",
+        ),
+        (
+            "get",
+            f"/api/items/{reel}/media?bars=12-9",
+            None,
+            422,
+            "bars must count from 1 and end at or after",
+        ),
+        ("get", f"/api/items/{reel}/media?bars=0-3", None, 422, "bars must count from 1"),
+        (
+            "get",
+            f"/api/items/{reel}/media?bars=17-20",
+            None,
+            400,
+            "the score has 16 bar(s): there is no bar 17",
+        ),
+        ("get", f"/api/items/{audio}/media?bars=1-4", None, 400, f"item {audio} is not a score"),
+    ]
+
+
+def test_segment_errors_are_one_line_4xx(segmented, client):
+    segment_client = segmented[0]
+    for method, url, payload, status, reason in _segment_errors(segmented):
+        call = getattr(segment_client, method)
+        answer = call(url, json=payload) if payload is not None else call(url)
+        assert answer.status_code == status, (url, payload, answer.text)
+        detail = answer.json()["detail"]
+        assert detail.startswith(reason) and "\n" not in detail and "Traceback" not in answer.text, detail
+    assert (
+        "has no passages to locate"
+        in segment_client.post(f"/api/items/{segmented[1]['notes.txt']}/locate", json={"text": "x"}).json()[
+            "detail"
+        ]
+    )
+    # a library made without segments says so, for a search and a locate alike
+    plain_id = _ids(client)["abc"]
+    for url, payload in (
+        ("/api/search", {"text": "x", "segments": True}),
+        (f"/api/items/{plain_id}/locate", {"text": "x"}),
+    ):
+        answer = client.post(url, json=payload)
+        assert answer.status_code == 400 and "Traceback" not in answer.text
+        assert answer.json()["detail"].endswith(
+            "this library keeps no segments (make one with `clamp3 library init --segments`)"
+        )
+    assert client.get("/api/stats").json()["segments"] is None
+
+
+def _measures(svg: str) -> list[ET.Element]:
+    root = ET.fromstring(svg)
+    return [g for g in root.iter(f"{{{SVG}}}g") if "measure" in (g.get("class") or "").split()]
+
+
+def _highlighted(svg: str) -> list[int]:
+    """The numbers (from 1, on the page) of the highlighted measures of an engraved page."""
+    return [
+        n for n, g in enumerate(_measures(svg), start=1) if "highlighted" in (g.get("class") or "").split()
+    ]
+
+
+def test_a_score_is_engraved_with_the_bars_asked_highlighted(segmented):
+    client, ids, _ = segmented
+    reel = ids["the-alhambra-reel.abc"]
+    plain = client.get(f"/api/items/{reel}/media")
+    marked = client.get(f"/api/items/{reel}/media", params={"bars": "9-12"})
+    assert marked.status_code == 200 and marked.headers["content-type"].startswith("image/svg+xml")
+    assert marked.text != plain.text and _highlighted(plain.text) == []
+    assert len(_measures(marked.text)) == len(_measures(plain.text)) == 16  # bar n is the n-th measure
+    assert _highlighted(marked.text) == [9, 10, 11, 12]
+    root = ET.fromstring(marked.text)
+    bands = [rect for rect in root.iter(f"{{{SVG}}}rect") if rect.get("class") == "highlight"]
+    assert 1 <= len(bands) <= 2 and all(float(rect.get("width")) > 0 for rect in bands)
+    top, bottom = float(root.get("data-highlight-top")), float(root.get("data-highlight-bottom"))
+    assert 0 < top < bottom < 1
+    assert _highlighted(client.get(f"/api/items/{reel}/media", params={"bars": "16"}).text) == [16]
+    # a chorale with a pickup: the pickup is bar 1
+    chorale = ids["bwv324-meine-seel-erhebet-den-herrn.musicxml"]
+    assert _highlighted(client.get(f"/api/items/{chorale}/media", params={"bars": "1-2"}).text) == [1, 2]
+
+
+def test_highlighted_bars_are_shown_on_the_page_that_holds_them(segmented):
+    client, ids, _ = segmented
+    tune = ids["long.abc"]
+    first = _measures(client.get(f"/api/items/{tune}/media", params={"page": 1}).text)
+    second = _measures(client.get(f"/api/items/{tune}/media", params={"page": 2}).text)
+    on_first = len(first)
+    assert 0 < on_first < 100 < on_first + len(second)  # bars 100-103 are on page 2
+    marked = client.get(f"/api/items/{tune}/media", params={"bars": "100-103"}).text
+    assert len(_measures(marked)) == len(second)
+    assert _highlighted(marked) == [100 - on_first + i for i in range(4)]
+    assert (
+        _highlighted(client.get(f"/api/items/{tune}/media", params={"bars": "100-103", "page": 1}).text) == []
+    )
+    ends = client.get(f"/api/items/{tune}/media", params={"bars": f"{on_first - 1}-{on_first + 1}"}).text
+    assert _highlighted(ends) == [on_first - 1, on_first]  # from the page of the first bar asked

@@ -4,7 +4,9 @@ app served by uvicorn over a small library embedded with the tiny model. Nothing
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import shutil
 import socket
 import struct
@@ -12,6 +14,8 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +23,10 @@ import pytest
 import uvicorn
 from playwright.sync_api import expect, sync_playwright
 
+from clamp3.cli.demo import DEMO_DATA
 from clamp3.library import Library
 from clamp3.pipeline import PipelineOptions
+from clamp3.preprocess.windows import WindowSettings
 from clamp3.server import ServerSettings, create_app
 from tests.test_library import THREE_TUNES
 from tests.tiny import tiny_model_with_tokenizer
@@ -71,6 +77,28 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@contextmanager
+def serving(app) -> Iterator[str]:
+    """``app`` served by uvicorn on a free loopback port; yields its URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}/"
+    server.should_exit = True
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def site_of(url: str, rows: int) -> Site:
+    points = json.load(urllib.request.urlopen(url + "api/map", timeout=30))["points"]
+    return Site(url, rows, {point["id"]: point for point in points})
+
+
 @pytest.fixture(scope="module")
 def site(reference_dir, tmp_path_factory, one_torch_thread):
     """A library of every kind the page previews, served by uvicorn on a loopback port."""
@@ -91,20 +119,33 @@ def site(reference_dir, tmp_path_factory, one_torch_thread):
     assert not report.failures and report.embedded == 9
 
     app = create_app(Library.open(root / "lib"), ServerSettings(pipeline={"options": options}))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    url = f"http://127.0.0.1:{port}/"
-    points = json.load(urllib.request.urlopen(url + "api/map", timeout=30))["points"]
-    yield Site(url, len(library), {point["id"]: point for point in points})
-    server.should_exit = True
-    thread.join(timeout=10)
-    assert not thread.is_alive()
+    with serving(app) as url:
+        yield site_of(url, len(library))
+
+
+@pytest.fixture(scope="module")
+def segment_site(tmp_path_factory):
+    """Demo tunes, a chorale, a MIDI file and recordings in a library made with segments by the bundled
+    model, served by uvicorn on a loopback port."""
+    root = tmp_path_factory.mktemp("web-segments")
+    demo = DEMO_DATA / "library"
+    music = root / "music"
+    music.mkdir()
+    for name in (
+        "scores/the-alhambra-reel.abc",
+        "scores/the-blue-garters.abc",
+        "scores/the-custom-house-jig.abc",
+        "scores/bwv369-keinen-hat-gott-verlassen.musicxml",
+        "midi/the-grey-plover.mid",
+        "audio/the-custom-house-jig.ogg",
+        "audio/the-blue-garters.ogg",
+    ):
+        shutil.copy(demo / name, music)
+    library = Library.create(root / "lib", model="default", segments=WindowSettings())
+    report = library.add([music])
+    assert not report.failures and report.embedded == 7
+    with serving(create_app(Library.open(root / "lib"))) as url:
+        yield site_of(url, len(library))
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +187,9 @@ def api_ids(result: dict) -> list[str]:
 def test_typing_a_query_and_enter_shows_ranked_hits_and_a_shareable_url(page, site):
     page.goto(site.url)
     expect(page.locator("#library-size")).to_contain_text(f"{site.rows} items")
+    expect(page.locator("#passages-toggle")).to_be_hidden()  # a library without segments
     shown = search(page, "a calm chorale for four voices")
+    expect(page.locator("#results .span-chip")).to_have_count(0)
     assert len(shown) == min(K, site.rows) == 9
     assert [hit["rank"] for hit in shown] == list(range(1, 10))
     expected = site.api("api/search", {"text": "a calm chorale for four voices", "k": K})
@@ -355,3 +398,163 @@ def test_screenshots_are_pngs(page, site, tmp_path):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
         width, height = struct.unpack(">II", data[16:24])
         assert width == 1280 and height >= 900
+
+
+# ---------------------------------------------------------------------- passages (segment-level search)
+
+REEL_QUERY = "a lively Irish reel"
+
+
+def clock(seconds: float) -> str:
+    total = math.floor(seconds + 0.5)
+    return f"{total // 60}:{total % 60:02d}"
+
+
+def span_text(span: dict) -> str:
+    """How the page names a passage."""
+    if span["unit"] == "bar":
+        return f"bars {span['start']:g}-{span['end']:g}"
+    return f"{clock(span['start'])}-{clock(span['end'])}"
+
+
+def wait_until_playing_from(page, audio, seconds: float) -> float:
+    """Waits until ``audio`` plays at ``seconds`` or later; returns how many seconds it had played by
+    then (a player that could not seek there played every second before it)."""
+    return page.evaluate(
+        """([audio, at]) => new Promise((resolve) => {
+            const check = () => {
+                if (audio.paused || audio.currentTime < at) return requestAnimationFrame(check);
+                const ranges = audio.played;
+                let played = 0;
+                for (let i = 0; i < ranges.length; i++) played += ranges.end(i) - ranges.start(i);
+                resolve(played);
+            };
+            check();
+        })""",
+        [audio.element_handle(), seconds],
+    )
+
+
+def wait_for_time(page, audio, seconds: float) -> float:
+    """Waits until ``audio`` knows its duration and stands at ``seconds``; returns its current time."""
+    page.wait_for_function(
+        "([audio, at]) => audio.readyState >= 1 && Math.abs(audio.currentTime - at) < 0.01",
+        arg=[audio.element_handle(), seconds],
+    )
+    return page.evaluate("(audio) => audio.currentTime", audio.element_handle())
+
+
+def test_find_passages_shows_each_hits_passage_in_its_score_and_player(page, segment_site, tmp_path):
+    site = segment_site
+    page.goto(site.url)
+    toggle = page.locator("#passages-toggle")
+    expect(toggle).to_be_visible()
+    expect(page.locator("#find-passages")).not_to_be_checked()  # off by default
+    page.focus("#find-passages")
+    page.keyboard.press("Space")  # a switch the keyboard reaches
+    expect(page.locator("#find-passages")).to_be_checked()
+    shown = search(page, REEL_QUERY)
+    expected = site.api("api/search", {"text": REEL_QUERY, "k": K, "segments": True})["hits"]
+    assert [hit["id"] for hit in shown] == [hit["id"] for hit in expected] and len(shown) == site.rows
+    assert urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query) == {
+        "q": [REEL_QUERY],
+        "passages": ["1"],
+    }
+    expect(page.locator("#results-status")).to_contain_text("each with the passage that matches best")
+    audio_spans = {}
+    for hit in expected:
+        item = page.locator(f'li.hit[data-item-id="{hit["id"]}"]')
+        span = hit["span"]
+        assert span is not None and span["unit"] == ("bar" if hit["media"] == "score" else "second")
+        expect(item.locator(".span-chip")).to_have_text(span_text(span))
+        if hit["media"] == "score":
+            src = item.locator("img.score").get_attribute("src")
+            assert urllib.parse.parse_qs(urllib.parse.urlparse(src).query) == {
+                "bars": [f"{span['start']:g}-{span['end']:g}"]
+            }
+        elif hit["media"] == "audio":
+            audio_spans[hit["id"]] = span
+            assert wait_for_time(page, item.locator("audio"), span["start"]) == pytest.approx(
+                span["start"], abs=0.01
+            )
+            expect(item.locator("button.play-from")).to_have_text(f"▶ Play from {clock(span['start'])}")
+    assert len(audio_spans) == 2 and max(span["start"] for span in audio_spans.values()) > 1
+    # a bar span lower on the page: the score slides up to show it, its band of bars in view
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#results img.score')].every((img) => img.complete)"
+    )
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#results img.score')].some((img) => img.style.transform)"
+    )
+    page.screenshot(path=tmp_path / "segments-search.png")
+
+    # a MIDI hit plays from its passage, rendered to audio when asked
+    midi = next(hit for hit in expected if hit["media"] == "midi")
+    item = page.locator(f'li.hit[data-item-id="{midi["id"]}"]')
+    assert midi["span"]["start"] >= 3
+    item.locator("button.play-from").click()
+    assert wait_until_playing_from(page, item.locator("audio"), midi["span"]["start"]) < 1.5
+
+    # "More like this" keeps finding passages
+    seed = expected[1]
+    page.locator(f'li.hit[data-item-id="{seed["id"]}"] button.more-like').click()
+    expect(page.locator("#results-heading")).to_have_text(f"More like {seed['title']}")
+    similar = site.api(f"api/items/{seed['id']}/similar?k={K}&segments=true")["hits"]
+    assert [hit["id"] for hit in hits(page)] == [hit["id"] for hit in similar]
+    chips = page.locator("#results .span-chip")
+    expect(chips).to_have_count(len(similar))
+    assert chips.all_text_contents() == [span_text(hit["span"]) for hit in similar]
+    assert urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query) == {
+        "like": [seed["id"]],
+        "passages": ["1"],
+    }
+
+
+def test_where_does_it_match_lists_the_passages_and_shows_them(page, segment_site, tmp_path):
+    site = segment_site
+    page.goto(site.url + "?passages=1&q=" + urllib.parse.quote(REEL_QUERY))
+    expect(page.locator("#results-heading")).to_have_text(f"Results for “{REEL_QUERY}”")
+    expect(page.locator("#find-passages")).to_be_checked()
+    reel = next(i for i, item in site.items.items() if item["path"].endswith("the-alhambra-reel.abc#1"))
+    page.locator(f'li.hit[data-item-id="{reel}"] .hit-title').click()
+    detail = page.locator("#detail")
+    expect(detail).to_have_attribute("data-item-id", reel)
+    found = site.api(f"api/items/{reel}/locate", {"text": REEL_QUERY, "k": 5})["spans"]
+    hit_span = next(
+        h for h in site.api("api/search", {"text": REEL_QUERY, "segments": True})["hits"] if h["id"] == reel
+    )["span"]
+    img = detail.locator("img.score")
+    assert f"bars={hit_span['start']:g}-{hit_span['end']:g}" in img.get_attribute("src")  # the hit's passage
+    detail.get_by_role("button", name="Where does it match?").click()
+    passages = detail.locator("button.passage")
+    expect(passages).to_have_count(5)
+    expect(detail.locator(".passages-status")).to_have_text(
+        f"Passages that match “{REEL_QUERY}”, best first:"
+    )
+    assert detail.locator(".passage-name").all_text_contents() == [span_text(span) for span in found]
+    assert detail.locator(".passage-score").all_text_contents() == [f"{span['score']:.3f}" for span in found]
+    chosen = found[2]
+    passages.nth(2).focus()
+    page.keyboard.press("Enter")
+    expect(passages.nth(2)).to_have_attribute("aria-pressed", "true")
+    expect(passages.nth(0)).to_have_attribute("aria-pressed", "false")
+    expect(img).to_have_attribute("src", re.compile(rf"bars={chosen['start']:g}-{chosen['end']:g}$"))
+    page.wait_for_function("() => document.querySelector('#detail img.score').complete")
+    assert page.evaluate("() => document.querySelector('#detail img.score').naturalWidth") > 0
+    page.screenshot(path=tmp_path / "segments-locate.png")
+
+    # in a recording: the player jumps to the passage clicked and plays from there
+    audio_id = next(i for i, item in site.items.items() if item["path"].endswith("the-blue-garters.ogg"))
+    page.locator(f'li.hit[data-item-id="{audio_id}"] .hit-title').click()
+    expect(detail).to_have_attribute("data-item-id", audio_id)
+    seconds = site.api(f"api/items/{audio_id}/locate", {"text": REEL_QUERY, "k": 5})["spans"]
+    assert len(seconds) == 4  # 10 s: 0-6, 3-9 and 4-10 s (6-second windows), 0-10 s (12-second ones)
+    detail.get_by_role("button", name="Where does it match?").click()
+    expect(passages).to_have_count(len(seconds))
+    assert detail.locator(".passage-name").all_text_contents() == [span_text(span) for span in seconds]
+    later = next(span for span in seconds if span["start"] > 1)
+    assert later["start"] >= 3
+    passages.nth(seconds.index(later)).click()
+    assert wait_until_playing_from(page, detail.locator("audio"), later["start"] - 0.01) < 1.5
+    shot = (tmp_path / "segments-locate.png").read_bytes()
+    assert shot[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", shot[16:24]) == (1280, 900)

@@ -42,7 +42,7 @@ from clamp3.library.store import (
     vectors_of,
 )
 from clamp3.modality import FileKind
-from clamp3.preprocess.windows import Span, WindowSettings
+from clamp3.preprocess.windows import BAR, Span, WindowSettings
 from clamp3.progress import progress_bar
 
 PathLike = str | os.PathLike[str]
@@ -543,7 +543,7 @@ class Library:
                 )
             for row in segments_by_file.get(old_file, []):
                 new_path = str(path) + (row["path"] or "")[len(old_file) :]
-                span = Span(row["start"], row["end"], row["unit"])
+                span = _span(row)
                 segments.append(
                     {
                         **row,
@@ -780,7 +780,7 @@ class Library:
         best: dict[str, tuple[float, Span]] = {}
         for row in builder.to_arrow().to_pylist():  # best first
             if row["item_id"] not in best:
-                best[row["item_id"]] = (1.0 - row["_distance"], Span(row["start"], row["end"], row["unit"]))
+                best[row["item_id"]] = (1.0 - row["_distance"], _span(row))
         return best
 
     def _segments_table(self) -> Any:
@@ -801,9 +801,7 @@ class Library:
             raise UnknownItemError(f"no item with id or path {item!r} in the library")
         own_id = found["id"][0].as_py()
         rows = self._store.query(["start", "end", "unit", "vector"], f"item_id = {sql_string(own_id)}", table)
-        spans = [
-            Span(r["start"], r["end"], r["unit"]) for r in rows.select(["start", "end", "unit"]).to_pylist()
-        ]
+        spans = [_span(row) for row in rows.select(["start", "end", "unit"]).to_pylist()]
         return own_id, spans, vectors_of(rows)
 
     def locate(
@@ -820,9 +818,9 @@ class Library:
         from clamp3.retrieval.spans import rank_spans
 
         own_id, spans, vectors = self.segments_of(item)
-        label, query = self.query_vector(text=text, path=path, vector=vector, like=like)
         if not spans:
             raise Clamp3Error(f"item {item!r} has no passages to locate (a text or an image)")
+        label, query = self.query_vector(text=text, path=path, vector=vector, like=like)
         return label, rank_spans(query, [(own_id, spans, vectors)])
 
     def similarity(self, first: dict[str, Any], second: dict[str, Any]) -> float:
@@ -978,13 +976,21 @@ def _index(table: Any, rows: int, key: str) -> dict[str, Any] | None:
         if stale is not None:
             table.drop_index(stale.name)
         return None
-    table.create_scalar_index(key, replace=True)
+    from lancedb.index import BTree
+
+    table.create_index(key, config=BTree(), replace=True)
     return {
         "type": ann.INDEX_TYPE,
         "partitions": ann.build_index(table, rows),
         "rows": rows,
         "built_at": _now().isoformat(),
     }
+
+
+def _span(row: dict[str, Any]) -> Span:
+    """The span of a segment row (bars are whole numbers, stored as floats with the seconds)."""
+    start, end, unit = row["start"], row["end"], row["unit"]
+    return Span(int(start), int(end), unit) if unit == BAR else Span(start, end, unit)
 
 
 def _hit(rank: int, score: float, row: dict[str, Any], span: Span | None = None) -> LibraryHit:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +29,12 @@ from clamp3.errors import Clamp3Error, InputError, UnknownItemError
 from clamp3.library import Library
 from clamp3.modality import FileKind, kinds_from_names
 from clamp3.server.batching import ModelWorker
-from clamp3.server.media import item_media, media_kind
+from clamp3.server.media import item_media, media_kind, parse_bars
 from clamp3.server.uploads import UploadRejected, received
 
 STATIC = Path(__file__).resolve().parent / "static"
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_FORM_BOOLEANS = {"true": True, "1": True, "on": True, "false": False, "0": False, "off": False}
 log = logging.getLogger("clamp3.server")
 T = TypeVar("T")
 
@@ -67,7 +70,50 @@ def _hit(hit: Any) -> dict[str, Any]:
         "composer": hit.composer,
         "caption": hit.caption,
         "media": media_kind(hit.kind),
+        "span": None if hit.span is None else _span(hit.span),
     }
+
+
+def _span(span: Any) -> dict[str, Any]:
+    """A passage as JSON: ``start``, ``end`` (bars from 1, the end included; or seconds) and ``unit``."""
+    return {"start": span.start, "end": span.end, "unit": span.unit}
+
+
+def _segment_options(segments: Any, combine: Any) -> dict[str, Any]:
+    """The keywords of a segment-level :meth:`Library.search` (none without ``segments``), from JSON
+    (a boolean) or a form (``true``/``false``)."""
+    if isinstance(segments, str):
+        segments = _FORM_BOOLEANS.get(segments.strip().lower(), segments)
+    if segments is None:
+        segments = False
+    if not isinstance(segments, bool):
+        raise HttpError(422, "'segments' must be true or false")
+    if combine is None:
+        return {"segments": True} if segments else {}
+    if not segments:
+        raise HttpError(422, "'combine' is used only with 'segments': true")
+    if not isinstance(combine, str):
+        raise HttpError(422, "'combine' must be a string: max, global, window or mean")
+    return {"segments": True, "combine": combine}
+
+
+def _ranged(content: bytes, media_type: str, range_header: str | None) -> Response:
+    """Bytes made for the request (a MIDI file rendered to audio, an engraved score) answered like a file:
+    one ``bytes=`` range of them with 206, the whole with 200. A player seeks only in what it can ask
+    ranges of."""
+    size = len(content)
+    headers = {"accept-ranges": "bytes"}
+    found = _RANGE.fullmatch((range_header or "").strip())
+    if found is None or not (found[1] or found[2]):
+        return Response(content, media_type=media_type, headers=headers)
+    if found[1]:
+        start, end = int(found[1]), min(int(found[2]) if found[2] else size - 1, size - 1)
+    else:  # the last N bytes
+        start, end = max(0, size - int(found[2])), size - 1
+    if start > end:
+        return Response(status_code=416, headers={**headers, "content-range": f"bytes */{size}"})
+    headers["content-range"] = f"bytes {start}-{end}/{size}"
+    return Response(content[start : end + 1], status_code=206, media_type=media_type, headers=headers)
 
 
 def _kinds(values: list[str] | str | None) -> set[FileKind] | None:
@@ -194,35 +240,50 @@ def create_app(library: Library, settings: ServerSettings | None = None) -> Fast
 
         return locked(run)
 
+    async def the_query(request: Request, what: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """The query of a search or a locate: its label, :meth:`Library.search`'s keywords for it (a
+        text or an uploaded file as its vector, or ``like``) and the request's other fields."""
+        if is_multipart(request):
+            fields, files = await form_and_file(request)
+            if "file" not in files:
+                raise HttpError(422, f"a multipart {what} needs a 'file' field")
+            label, vector = await limited(query_of_upload(files["file"]))
+            return label, {"vector": vector}, fields
+        fields = await json_body(request)
+        given = [key for key in ("text", "like") if fields.get(key) is not None]
+        if len(given) != 1:
+            raise HttpError(422, "give either 'text' or 'like' (or upload a 'file')")
+        key = given[0]
+        if not isinstance(fields[key], str) or not fields[key].strip():
+            raise HttpError(422, f"'{key}' must be a non-empty string")
+        if key == "like":
+            return fields[key], {"like": fields[key]}, fields
+        text = fields[key]
+        return text, {"vector": await limited(lambda: model.embed_text(text))}, fields
+
     # ------------------------------------------------------------------ search
 
     @app.post("/api/search")
     async def search(request: Request) -> dict[str, Any]:
         """``{"text": "...", "k": 10, "kinds": [...]}`` (or ``"like": id``), or multipart with a ``file``
-        field and form fields ``k`` and ``kinds``."""
-        if is_multipart(request):
-            fields, files = await form_and_file(request)
-            if "file" not in files:
-                raise HttpError(422, "a multipart search needs a 'file' field")
-            label, vector = await limited(query_of_upload(files["file"]))
-            query = {"vector": vector}
-        else:
-            fields = await json_body(request)
-            given = [key for key in ("text", "like") if fields.get(key) is not None]
-            if len(given) != 1:
-                raise HttpError(422, "give either 'text' or 'like' (or upload a 'file')")
-            key = given[0]
-            if not isinstance(fields[key], str) or not fields[key].strip():
-                raise HttpError(422, f"'{key}' must be a non-empty string")
-            label = fields[key]
-            if key == "text":
-                text = fields[key]
-                query = {"vector": await limited(lambda: model.embed_text(text))}
-            else:
-                query = {key: fields[key]}
+        field and form fields ``k`` and ``kinds``. With ``"segments": true`` (a library made with
+        segments) each hit names its best passage (``span``) and ``combine`` (max, global, window,
+        mean) says how its score is made."""
+        label, query, fields = await the_query(request, "search")
         k, kinds = _k(fields.get("k", 10), settings), _kinds(fields.get("kinds"))
-        hits = await limited(lambda: library.search(**query, k=k, kinds=kinds))
+        segments = _segment_options(fields.get("segments"), fields.get("combine"))
+        hits = await limited(lambda: library.search(**query, k=k, kinds=kinds, **segments))
         return {"query": label, "candidates": len(library), "hits": [_hit(h) for h in hits]}
+
+    @app.post("/api/items/{item_id}/locate")
+    async def locate(item_id: str, request: Request) -> dict[str, Any]:
+        """Where in the item the query matches: ``{"text": "..."}`` or ``{"like": id}`` (and ``"k"``), or
+        multipart with a ``file`` field (and ``k``): the item's passages, best first."""
+        await limited(lambda: library.get(item_id))  # an unknown item before the query is embedded
+        label, query, fields = await the_query(request, "locate")
+        k = _k(fields["k"], settings) if fields.get("k") is not None else None
+        _, spans = await limited(lambda: library.locate(item_id, **query))
+        return {"query": label, "spans": [span.to_dict() for span in spans[:k]]}
 
     @app.get("/api/items/{item_id}")
     async def item(item_id: str) -> dict[str, Any]:
@@ -232,19 +293,38 @@ def create_app(library: Library, settings: ServerSettings | None = None) -> Fast
         return {**row, "media": media_kind(row.get("kind"))}
 
     @app.get("/api/items/{item_id}/similar")
-    async def similar(item_id: str, k: int = 10, kinds: str | None = None) -> dict[str, Any]:
+    async def similar(
+        item_id: str,
+        k: int = 10,
+        kinds: str | None = None,
+        segments: bool = False,
+        combine: str | None = None,
+    ) -> dict[str, Any]:
         k, chosen = _k(k, settings), _kinds(kinds)
-        hits = await limited(lambda: library.search(like=item_id, k=k, kinds=chosen))
+        options = _segment_options(segments, combine)
+        hits = await limited(lambda: library.search(like=item_id, k=k, kinds=chosen, **options))
         return {"query": item_id, "candidates": len(library), "hits": [_hit(h) for h in hits]}
 
     @app.get("/api/items/{item_id}/media")
-    async def media(item_id: str, render: str | None = None, page: int = 1) -> Any:
+    async def media(
+        item_id: str,
+        request: Request,
+        render: str | None = None,
+        page: int | None = None,
+        bars: str | None = None,
+    ) -> Any:
+        """The item's file (or its MIDI rendered to audio, ``render=audio``; its score engraved to SVG,
+        ``page``; with ``bars=9-12`` those bars highlighted, on the page holding bar 9 unless ``page``)."""
         if render not in (None, "audio"):
             raise HttpError(422, "render can only be 'audio' (for MIDI items)")
-        found = await limited(lambda: item_media(library.get(item_id), render, page))
+        try:
+            span = parse_bars(bars) if bars is not None else None
+        except ValueError as exc:
+            raise HttpError(422, str(exc)) from None
+        found = await limited(lambda: item_media(library.get(item_id), render, page, span))
         if found.path is not None:
             return FileResponse(found.path, media_type=found.media_type)
-        return Response(found.content, media_type=found.media_type)
+        return _ranged(found.content or b"", found.media_type, request.headers.get("range"))
 
     # ------------------------------------------------------------------ other tasks
 

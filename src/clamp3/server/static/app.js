@@ -1,5 +1,7 @@
 // The clamp3 web page: search a music library by text, by file or by similarity, label the results
-// zero-shot, and browse a 2-D map of the library. Plain ES2020, no framework, no build step.
+// zero-shot, and browse a 2-D map of the library; in a library with segments, find the passage of each
+// piece that matches (highlighted in its score, its player started there). Plain ES2020, no framework,
+// no build step.
 // Every string that comes from the API is put into the page as text (textContent, attributes),
 // never as HTML.
 "use strict";
@@ -26,6 +28,8 @@ const KIND_NAMES = {
   vectors: "Vectors",
 };
 const TEXT_PREVIEW_CHARS = 600;
+const PASSAGES_SHOWN = 5; // "Where does it match?" lists this many passages
+const HAS_PASSAGES = new Set(["score", "audio", "midi"]);
 const SVG_NS = "http://www.w3.org/2000/svg";
 const MAP_WIDTH = 1000;
 const MAP_HEIGHT = 640;
@@ -38,6 +42,7 @@ const state = {
   mapLoaded: null, // a promise, once the map was asked for
   mapPoints: new Map(),
   selectedId: null,
+  segments: false, // the library keeps the passages of its pieces
 };
 
 // ---------------------------------------------------------------- small helpers
@@ -155,6 +160,11 @@ function selectedKinds() {
   return KIND_FILTERS[$("kind-filter").value] || null;
 }
 
+/** Whether searches name each hit's best passage ("Find passages", for a library with segments). */
+function findPassages() {
+  return state.segments && $("find-passages").checked;
+}
+
 // ---------------------------------------------------------------- error banner and status
 
 function showError(message) {
@@ -207,6 +217,7 @@ function searchText(text) {
   const body = { text: value, k: K };
   const kinds = selectedKinds();
   if (kinds) body.kinds = kinds;
+  if (findPassages()) body.segments = true;
   runSearch({ type: "text", value, label: value }, () => api("api/search", { method: "POST", json: body }));
 }
 
@@ -216,6 +227,7 @@ function searchLike(id, title) {
   const query = new URLSearchParams({ k: String(K) });
   const kinds = selectedKinds();
   if (kinds) query.set("kinds", kinds.join(","));
+  if (findPassages()) query.set("segments", "true");
   runSearch({ type: "like", value: id, label: title || id }, () =>
     api(`${itemPath(id, "/similar")}?${query}`),
   );
@@ -226,11 +238,13 @@ function searchFile(file) {
   $("search-input").value = "";
   updateUrl({ q: null, like: null });
   const kinds = selectedKinds();
+  const passages = findPassages();
   runSearch({ type: "file", value: file, label: file.name }, () => {
     const form = new FormData();
     form.append("file", file, file.name);
     form.append("k", String(K));
     if (kinds) form.append("kinds", kinds.join(","));
+    if (passages) form.append("segments", "true");
     return api("api/search", { method: "POST", form });
   });
 }
@@ -243,7 +257,8 @@ function rerun() {
   else searchFile(query.value);
 }
 
-/** Keeps the address shareable: `?q=` (or `?like=`), `&kind=`, and the token if there was one. */
+/** Keeps the address shareable: `?q=` (or `?like=`), `&kind=`, `&passages=1`, and the token if there
+ * was one. */
 function updateUrl(changes) {
   const params = new URLSearchParams(window.location.search);
   for (const [key, value] of Object.entries(changes)) {
@@ -253,6 +268,8 @@ function updateUrl(changes) {
   const kind = $("kind-filter").value;
   if (kind === "all") params.delete("kind");
   else params.set("kind", kind);
+  if (findPassages()) params.set("passages", "1");
+  else params.delete("passages");
   const query = params.toString();
   history.replaceState(null, "", `${window.location.pathname}${query ? `?${query}` : ""}`);
 }
@@ -272,8 +289,9 @@ function showResults(query, data, elapsedMs) {
   $("results-heading").textContent = headingFor(query);
   document.title = `${query.type === "file" ? query.label : headingFor(query)} · clamp3`;
   const seconds = (elapsedMs / 1000).toFixed(2);
+  const passages = hits.some((hit) => hit.span) ? ", each with the passage that matches best" : "";
   $("results-status").textContent = hits.length
-    ? `Top ${hits.length} of ${plural(data.candidates, "item")}, best first · ${seconds} s`
+    ? `Top ${hits.length} of ${plural(data.candidates, "item")}, best first${passages} · ${seconds} s`
     : "Nothing matched. Try other words or another kind of result.";
   const list = $("results");
   list.replaceChildren(...hits.map(renderHit));
@@ -307,23 +325,29 @@ function renderHit(hit) {
         { class: "hit-head" },
         kindBadge(hit.kind),
         h("div", { class: "hit-names" }, openButton, hit.composer ? h("span", { class: "hit-composer", text: hit.composer }) : null),
+        hit.span ? h("span", { class: "chip span-chip", title: "The passage that matches best", text: spanText(hit.span) }) : null,
         h("span", { class: "hit-score", title: "Cosine similarity to the query" }, bar, h("span", { class: "score-value", text: score.toFixed(3) })),
       ),
       h("div", { class: "hit-path", title: hit.path || "", text: fileName(hit.path) }),
-      preview(hit),
+      preview(hit, hit.span),
       h("div", { class: "hit-actions" }, more, h("span", { class: "zs-label", hidden: true })),
     ),
   );
 }
 
-/** What an item looks or sounds like: a player, an engraved score, a picture or its text. */
-function preview(item) {
+/** What an item looks or sounds like: a player, an engraved score, a picture or its text; with `span`
+ * (a passage), the score shows it highlighted and the player starts at it. */
+function preview(item, span = null) {
   const title = titleOf(item);
   const box = h("div", { class: `preview preview-${safeClass(item.media || "none")}` });
+  const seconds = span && span.unit === "second" ? span : null;
   switch (item.media) {
-    case "audio":
-      box.append(h("audio", { controls: true, preload: "metadata", src: mediaUrl(item.id) }));
+    case "audio": {
+      const player = h("audio", { controls: true, preload: "metadata", src: mediaUrl(item.id) });
+      box.append(seconds ? h("div", { class: "player-row" }, player, playFromButton(player, seconds)) : player);
+      if (seconds) startAt(player, seconds.start);
       break;
+    }
     case "midi": {
       const player = h("audio", { controls: true, preload: "none", src: mediaUrl(item.id, { render: "audio" }) });
       const note = h("span", { class: "muted small-note", hidden: true });
@@ -337,20 +361,24 @@ function preview(item) {
         download: fileName(item.path) || "item.mid",
         text: "Download MIDI",
       });
-      box.append(h("div", { class: "midi-row" }, player, download), note);
+      box.append(h("div", { class: "midi-row" }, player, seconds ? playFromButton(player, seconds) : null, download), note);
+      if (seconds) startAt(player, seconds.start);
       break;
     }
     case "score": {
-      const img = h("img", { class: "score", src: mediaUrl(item.id), alt: `Score of ${title}`, decoding: "async" });
+      const bars = span && span.unit === "bar" ? span : null;
+      const img = h("img", { class: "score", src: scoreUrl(item.id, bars), alt: scoreAlt(title, bars), decoding: "async" });
       const frame = h("div", { class: "score-frame" }, img);
       const toggle = h("button", { type: "button", class: "score-toggle", text: "Show the whole page" });
       toggle.addEventListener("click", () => {
         const open = frame.classList.toggle("open");
         toggle.textContent = open ? "Show less" : "Show the whole page";
+        showHighlight(frame, img);
       });
       img.addEventListener("load", () => {
         // no toggle when the whole page already fits (measured only where the frame is laid out)
         if (frame.clientWidth > 0) toggle.hidden = img.getBoundingClientRect().height <= frame.clientHeight + 1;
+        showHighlight(frame, img);
       });
       img.addEventListener("error", () => {
         frame.replaceWith(h("p", { class: "muted", text: "The score could not be engraved." }));
@@ -387,6 +415,145 @@ function preview(item) {
       box.append(h("p", { class: "muted", text: "No preview for this kind of item." }));
   }
   return box;
+}
+
+// ---------------------------------------------------------------- passages
+
+/** `m:ss` of a time in seconds (to the nearest second). */
+function clock(seconds) {
+  const total = Math.max(0, Math.round(Number(seconds)));
+  return `${Math.floor(total / 60)}:${String(total % 60).padStart(2, "0")}`;
+}
+
+/** A passage as the page names it: "bars 9-12" or "0:12-0:18". */
+function spanText(span) {
+  if (span.unit === "bar") return span.start === span.end ? `bar ${span.start}` : `bars ${span.start}-${span.end}`;
+  return `${clock(span.start)}-${clock(span.end)}`;
+}
+
+function scoreUrl(id, bars) {
+  return bars ? mediaUrl(id, { bars: `${bars.start}-${bars.end}` }) : mediaUrl(id);
+}
+
+function scoreAlt(title, bars) {
+  return bars ? `Score of ${title}, ${spanText(bars)} highlighted` : `Score of ${title}`;
+}
+
+/** Moves `player` to `seconds` now, or as soon as it knows its duration (it may load nothing before
+ * it is played). */
+function startAt(player, seconds) {
+  const seek = () => {
+    player.currentTime = Number(seconds);
+  };
+  if (player.readyState >= 1) seek();
+  else player.addEventListener("loadedmetadata", seek, { once: true });
+}
+
+function playFromButton(player, span) {
+  const button = h("button", { type: "button", class: "button small play-from", text: `▶ Play from ${clock(span.start)}` });
+  button.addEventListener("click", () => {
+    startAt(player, span.start);
+    player.play().catch(() => {}); // a player that cannot play says so itself
+  });
+  return button;
+}
+
+/** Shows `span` in an item's preview: its bars highlighted in the score, or its player moved there and
+ * playing. */
+function showSpan(box, item, span) {
+  const img = box.querySelector("img.score");
+  if (img && span.unit === "bar") {
+    img.src = scoreUrl(item.id, span);
+    img.alt = scoreAlt(titleOf(item), span);
+    return;
+  }
+  const player = box.querySelector("audio");
+  if (player && span.unit === "second") {
+    startAt(player, span.start);
+    player.play().catch(() => {});
+  }
+}
+
+/** Slides a clipped score so that its highlighted bars are in view. The engraving says where they are
+ * (data-highlight-top and -bottom, fractions of the page's height); an <img> cannot tell, so the page
+ * asks for the same SVG as text. */
+async function showHighlight(frame, img) {
+  img.style.transform = "";
+  const url = new URL(img.src, window.location.href);
+  if (!url.searchParams.has("bars") || frame.classList.contains("open") || frame.clientHeight <= 0) return;
+  const height = img.getBoundingClientRect().height;
+  if (height <= frame.clientHeight + 1) return;
+  if (img.dataset.highlightFor !== img.src) {
+    try {
+      const svg = new DOMParser().parseFromString(await api(img.src), "image/svg+xml").documentElement;
+      img.dataset.highlightTop = svg.getAttribute("data-highlight-top") || "";
+      img.dataset.highlightBottom = svg.getAttribute("data-highlight-bottom") || "";
+      img.dataset.highlightFor = img.src;
+    } catch {
+      return; // the score shows from its top
+    }
+    if (new URL(img.src, window.location.href).href !== url.href || frame.classList.contains("open")) return;
+  }
+  const top = Number(img.dataset.highlightTop);
+  const bottom = Number(img.dataset.highlightBottom);
+  if (!img.dataset.highlightTop || !Number.isFinite(top) || !Number.isFinite(bottom)) return;
+  const view = frame.clientHeight / height; // the share of the page the frame shows
+  let wanted = 0; // the top of the page (with the title) while the bars show there
+  if (bottom - top <= view && bottom > view * 0.9) wanted = (top + bottom) / 2 - view / 2;
+  else if (bottom - top > view && top > view / 3) wanted = top - 0.02;
+  const shift = Math.max(0, Math.min(wanted, 1 - view));
+  img.style.transform = `translateY(${(-shift * 100).toFixed(3)}%)`;
+}
+
+/** "Where does it match?": the passages of an item ranked for the current query, each one a button
+ * that shows it in the item's preview. */
+function locateAction(item, box) {
+  if (!state.segments || !state.query || !HAS_PASSAGES.has(item.media)) return null;
+  const button = h("button", { type: "button", class: "button locate", text: "Where does it match?" });
+  const list = h("ol", { class: "passages", "aria-label": "Passages, best first" });
+  const status = h("p", { class: "muted passages-status", "aria-live": "polite" });
+  button.addEventListener("click", async () => {
+    const query = state.query; // the query of the results shown now
+    button.disabled = true;
+    status.textContent = "Looking for the passages…";
+    list.replaceChildren();
+    try {
+      const data = await api(itemPath(item.id, "/locate"), locateRequest(query));
+      if (state.selectedId !== item.id) return;
+      status.textContent = `Passages that match ${query.type === "text" ? `“${query.label}”` : query.label}, best first:`;
+      list.replaceChildren(...data.spans.map((span) => passageRow(span, item, box, list)));
+    } catch (error) {
+      status.textContent = error.message;
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return h("div", { class: "locate-box" }, button, status, list);
+}
+
+function locateRequest(query) {
+  if (query.type === "file") {
+    const form = new FormData();
+    form.append("file", query.value, query.value.name);
+    form.append("k", String(PASSAGES_SHOWN));
+    return { method: "POST", form };
+  }
+  const key = query.type === "text" ? "text" : "like";
+  return { method: "POST", json: { [key]: query.value, k: PASSAGES_SHOWN } };
+}
+
+function passageRow(span, item, box, list) {
+  const button = h(
+    "button",
+    { type: "button", class: "passage", "aria-pressed": "false", data: { start: span.start, end: span.end, unit: span.unit } },
+    h("span", { class: "passage-name", text: spanText(span) }),
+    h("span", { class: "passage-score", title: "Cosine similarity to the query", text: Number(span.score).toFixed(3) }),
+  );
+  button.addEventListener("click", () => {
+    for (const other of list.querySelectorAll("button.passage")) other.setAttribute("aria-pressed", String(other === button));
+    showSpan(box, item, span);
+  });
+  return h("li", {}, button);
 }
 
 // ---------------------------------------------------------------- zero-shot labels
@@ -488,9 +655,12 @@ function renderDetail(item) {
   const tags = parseTags(item.tags);
   const more = h("button", { type: "button", class: "button primary more-like", text: "More like this" });
   more.addEventListener("click", () => searchLike(item.id, titleOf(item)));
+  const hit = state.hits.find((shown) => shown.id === item.id);
+  const box = preview(item, hit ? hit.span : null);
   return [
     h("div", { class: "detail-kind" }, kindBadge(item.kind), h("code", { class: "item-id", text: item.id })),
-    preview(item),
+    box,
+    locateAction(item, box),
     facts,
     tags.length ? h("div", { class: "tags" }, tags.map(([k, v]) => h("span", { class: "chip tag", text: `${k}: ${v}` }))) : null,
     h("div", { class: "detail-actions" }, more),
@@ -660,6 +830,8 @@ async function loadStats() {
       ...kinds.map(([kind, n]) => h("span", { class: `kind-count kind-${safeClass(kind)}`, title: `${n} ${kindName(kind)}` }, h("span", { class: "swatch" }), `${n} ${kindName(kind)}`)),
     );
     document.body.dataset.rows = String(stats.rows);
+    state.segments = Boolean(stats.segments);
+    $("passages-toggle").hidden = !state.segments;
   } catch (error) {
     $("library-name").textContent = "Library unavailable";
     showError(error.message);
@@ -713,6 +885,10 @@ function start() {
     if (state.query) rerun();
     else updateUrl({});
   });
+  $("find-passages").addEventListener("change", () => {
+    if (state.query) rerun();
+    else updateUrl({});
+  });
   $("query-file").addEventListener("change", (event) => {
     const file = event.target.files[0];
     searchFile(file);
@@ -756,10 +932,15 @@ function start() {
   map.addEventListener("focusout", hideTooltip);
 
   setUpDrop();
-  loadStats();
-
   const kind = PAGE_PARAMS.get("kind");
   if (kind && kind in KIND_FILTERS) $("kind-filter").value = kind;
+  $("find-passages").checked = PAGE_PARAMS.get("passages") === "1";
+  // the query of the address waits for the library's header: whether it keeps passages
+  loadStats().then(runAddressQuery);
+}
+
+/** Runs the search the page's address asks for (`?q=` or `?like=`), if any. */
+function runAddressQuery() {
   const q = PAGE_PARAMS.get("q");
   const like = PAGE_PARAMS.get("like");
   if (q && q.trim()) {
