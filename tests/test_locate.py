@@ -134,3 +134,23 @@ def test_locate_refuses_what_has_no_passages(session, tmp_path, run):
         vectors.mkdir()
         np.save(vectors / "a.npy", np.ones((1, 384), np.float32))
         search(None, [vectors], text="a reel", model=session.model, segments=True)
+
+
+def test_four_bars_are_found_in_a_long_piece(session, tmp_path):
+    """Windows are not much longer than short queries: 4 bars at odd places of an 85-bar piece (five
+    demo tunes' bars one after the other under the first one's header)."""
+    header, bars = None, []
+    for name in ("the-alhambra-reel", "the-blue-garters", "globe-hornpipe", "the-men-from-ulster"):
+        items, _ = session.pipeline.items_from_files([(SCORES / f"{name}.abc", FileKind.ABC)])
+        own_header, own_bars = abc_bars(items[0].data)
+        header, bars = header or own_header, bars + own_bars
+    items, _ = session.pipeline.items_from_files([(SCORES / "the-custom-house-jig.abc", FileKind.ABC)])
+    bars += abc_bars(items[0].data)[1]
+    assert len(bars) == 85
+    piece = tmp_path / "long.abc"
+    piece.write_text("\n".join([*header, *bars]) + "\n")
+    for first in (18, 58, 64):
+        query = tmp_path / f"bars-{first}.abc"
+        query.write_text(abc_excerpt(piece.read_text(), first, first + 3))
+        best = locate(query, piece, model=session.model, cache=False).spans[0]
+        assert best.span.overlap(Span(first, first + 3, BAR)) >= 0.5, (first, best.span)
