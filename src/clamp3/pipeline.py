@@ -650,7 +650,7 @@ class Pipeline:
             for item, found in parts
             for i, w in enumerate(found)
         ]
-        embedded = self.embed_items(inputs, show_progress=False)
+        embedded = self.embed_items(inputs)
         for error in embedded.failures:
             owner = error.path.rsplit("@", 1)[0]
             failures.setdefault(owner, InputError(owner, f"a window could not be embedded: {error.reason}"))
