@@ -1,7 +1,9 @@
+import os
+
 import pytest
 import torch
 
-from clamp3.precision import autocast_dtype, run_in_float32
+from clamp3.precision import autocast_dtype, keep_freed_memory, run_in_float32
 
 
 def test_dtype_names():
@@ -27,3 +29,11 @@ def test_a_float32_module_ignores_autocast_and_its_neighbours_do_not():
     torch.testing.assert_close(out, exact, rtol=0, atol=0)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert kept(low_input).dtype == torch.float32  # a bf16 input is widened first
+
+
+def test_freed_memory_is_kept_on_glibc_and_asking_twice_changes_nothing():
+    try:
+        glibc = bool(os.confstr("CS_GNU_LIBC_VERSION"))
+    except (ValueError, OSError):
+        glibc = False
+    assert keep_freed_memory() is glibc and keep_freed_memory() is glibc

@@ -8,6 +8,7 @@ each batch padded only to its longest member, and the results are put back toget
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,13 @@ from clamp3.model.engine import EncoderBase, checked_token_ids, require_list
 from clamp3.model.patchilizer import M3Patchilizer
 from clamp3.model.segments import split_segments
 from clamp3.model.towers import AttentionImpl, CLaMP3Model, Tower, masked_mean
-from clamp3.precision import INT8
+from clamp3.precision import (
+    INT8,
+    activation_maxima,
+    calibration_texts,
+    quantize_linears,
+    quantize_text_encoder,
+)
 from clamp3.preprocess.features import with_edge_windows
 from clamp3.preprocess.text import join_lines
 
@@ -63,16 +70,15 @@ class CLaMP3(EncoderBase):
 
     family = "clamp3"
     float32_modules = (
-        "text_model",
         "text_proj",
         "symbolic_model.patch_embedding",
         "symbolic_proj",
         "audio_proj",
     )
-    """Under int8: the text tower, the patch embedding (read as an embedding-bag table) and the three
-    projections. The bundled model's text tower (multilingual-e5-small) in int8 gave vectors down to
-    cosine 0.71 of its float32 ones on the test tunes' texts (0.95 with the feed-forward output layers
-    kept float32) and text->ABC MRR 0.076 lower; the symbolic and audio towers stay above 0.9999."""
+    """Under int8: the patch embedding (read as an embedding-bag table) and the three projections. The
+    text tower is quantized its own way (:func:`~clamp3.precision.quantize_text_encoder`, calibrated on
+    :func:`~clamp3.precision.calibration_texts`): plain dynamic int8 gave the bundled model's text
+    vectors down to cosine 0.71 of float32."""
     config: CLaMP3Config
 
     def __init__(self, model: CLaMP3Model, **kwargs) -> None:
@@ -90,9 +96,9 @@ class CLaMP3(EncoderBase):
     ) -> CLaMP3:
         """Load a registered model (``"saas"``, ``"c2"``), a ``.pth`` file, or a model directory.
 
-        ``dtype`` (``"bf16"``/``"fp16"``) turns on autocast; ``"int8"`` quantizes the symbolic and audio
-        towers' linear layers for CPU inference (see :attr:`float32_modules`). The default is float32,
-        which matches the reference implementation.
+        ``dtype`` (``"bf16"``/``"fp16"``) turns on autocast; ``"int8"`` quantizes the towers' linear
+        layers for CPU inference (see :attr:`float32_modules`). The default is float32, which matches
+        the reference implementation.
         """
         weights = _load_weights(name_or_path)
         model = CLaMP3Model(weights.config, attn_implementation=attn_implementation)
@@ -125,6 +131,48 @@ class CLaMP3(EncoderBase):
         save_weights(self.model, self.config, directory, exclude=external)
         if self.config.text.backbone is None:
             self.save_tokenizer(directory / TOKENIZER_DIR)
+
+    int8_recipe = "text-smoothquant"
+
+    def _quantize(self) -> None:
+        """int8: every tower's linear layers now, but the text tower's on its first use (:meth:`_int8_text`):
+        its calibration needs the tokenizer and a second, so models that embed no text never pay it."""
+        quantize_linears(self.model, keep=(*(self.float32_modules or ()), "text_model"))
+        self._text_lock: threading.Lock | None = threading.Lock()
+
+    def _int8_text(self) -> None:
+        """Quantize the text tower (int8 models, once): smoothed with the channel ranges it shows on
+        :func:`calibration_texts` (random token ids when the model has no tokenizer)."""
+        lock = getattr(self, "_text_lock", None)
+        if lock is None:  # float32, or done
+            return
+        with lock:
+            if self._text_lock is None:  # another thread did it meanwhile
+                return
+            text_model = self.model.text_model
+            ids = self._calibration_ids()
+
+            def calibrate() -> None:
+                for row in ids:  # one text at a time: no padding positions among the ranges
+                    batch = torch.tensor([row], device=self.device)
+                    text_model(input_ids=batch, attention_mask=torch.ones_like(batch))
+
+            quantize_text_encoder(text_model, activation_maxima(text_model, calibrate))
+            self._text_lock = None
+
+    def _calibration_ids(self) -> list[list[int]]:
+        """Token ids of :func:`calibration_texts`, or ``<s> random ids </s>`` without a tokenizer."""
+        vocab, limit = self.config.text.encoder.vocab_size, self.config.text.max_length
+        texts = calibration_texts()
+        try:
+            rows = self.tokenize(texts)
+        except (Clamp3Error, OSError):  # no tokenizer: a model used through encode_text_ids only
+            generator = torch.Generator().manual_seed(0)
+            longest = min(64, limit - 2)
+            lengths = torch.randint(min(8, longest), longest + 1, (len(texts),), generator=generator)
+            return [[0, *torch.randint(3, vocab, (n,), generator=generator).tolist(), 2] for n in lengths]
+        unknown = self.tokenizer.unk_token_id
+        return [[i if i < vocab else unknown for i in row[:limit]] for row in rows]
 
     def _tokenizer_source(self) -> str | Path | None:
         if self.config.text.backbone is not None:
@@ -162,6 +210,7 @@ class CLaMP3(EncoderBase):
     ) -> Any:
         """Embed already-tokenized texts (each a list of ids including ``<s>``/``</s>``)."""
         items = checked_token_ids(ids, self.config.text.encoder.vocab_size)
+        self._int8_text()
         vectors = self._encode("text", items, global_features, batch_size, show_progress)
         return self._output(vectors, normalize, convert_to_tensor)
 
@@ -170,8 +219,12 @@ class CLaMP3(EncoderBase):
         projection, of each text cut to ``max_length`` tokens (what a frozen backbone contributes).
 
         ``layer`` picks other hidden states instead, indexed as transformers' ``hidden_states``: 0 is the
-        embedding output, ``num_hidden_layers`` (or -1) the last layer.
+        embedding output, ``num_hidden_layers`` (or -1) the last layer (the only one under int8, whose
+        smoothing divides the others per channel).
         """
+        if self.precision == INT8 and layer not in (-1, self.config.text.encoder.num_layers):
+            raise Clamp3Error("under int8 only the last layer's text features are available; load float32")
+        self._int8_text()
         out = np.zeros((len(texts), self.config.text.encoder.hidden_size), dtype=np.float32)
         with torch.inference_mode():
             for chosen, batch, mask in self._text_batches(texts, batch_size):

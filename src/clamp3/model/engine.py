@@ -89,7 +89,14 @@ class EncoderBase:
         self._fingerprint = fingerprint
         if self.precision == INT8:  # the fingerprint stays the float32 weights': it is taken first
             _ = self.fingerprint
-            quantize_linears(self.model, keep=self.float32_modules)
+            self._quantize()
+
+    int8_recipe = ""
+    """Names how :meth:`_quantize` quantized this model (a family's own steps); part of the vector keys."""
+
+    def _quantize(self) -> None:
+        """``dtype="int8"``: every linear layer outside :attr:`float32_modules` as a dynamic int8 layer."""
+        quantize_linears(self.model, keep=self.float32_modules)
 
     def _check_int8(self) -> None:
         if self.float32_modules is None:
@@ -120,11 +127,13 @@ class EncoderBase:
     @property
     def vector_identity(self) -> str:
         """What this model's vectors are keyed by: the fingerprint, with the precision unless float32
-        (and, for int8, the modules kept float32, so a changed recipe does not reuse old vectors)."""
+        (and, for int8, the modules kept float32 and :attr:`int8_recipe`, so a changed recipe does not
+        reuse old vectors)."""
         if self.precision == "float32":
             return self.fingerprint
         if self.precision == INT8:
-            return f"{self.fingerprint}:{INT8}:{','.join(self.float32_modules or ())}"
+            recipe = f":{self.int8_recipe}" if self.int8_recipe else ""
+            return f"{self.fingerprint}:{INT8}:{','.join(self.float32_modules or ())}{recipe}"
         return f"{self.fingerprint}:{self.precision}"
 
     @classmethod
