@@ -143,3 +143,20 @@ def test_settings_are_checked_and_round_trip():
         WindowSettings(bars=((4, 6),))
     with pytest.raises(ValueError, match="at least one"):
         WindowSettings(seconds=())
+
+
+def test_windows_carry_the_state_as_a_separate_excerpt_would():
+    """mtf_windows carries the state from one window to the next; each window must still equal the
+    excerpt cut on its own (windows that end with the piece run to its final event)."""
+    changes = [
+        f"program_change 0 0 {p}\nset_tempo {400000 + 50000 * p} 0\nnote_on 0 0 {60 + p} 90\n"
+        f"note_off 100 0 {60 + p} 0"
+        for p in range(12)
+    ]
+    mtf = "ticks_per_beat 100\n" + "\n".join(changes) + "\nend_of_track 0"
+    length = mtf_seconds(mtf)
+    windows = mtf_windows(mtf, ((2.0, 1.0), (3.0, 3.0)))
+    assert len(windows) > 6
+    for window in windows:
+        end = float("inf") if window.span.end >= round(length, 3) else window.span.end
+        assert window.data == mtf_excerpt(mtf, window.span.start, end), window.span

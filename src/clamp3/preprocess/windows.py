@@ -16,6 +16,7 @@ windows and long ones long windows. A piece shorter than a window is one window,
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -156,9 +157,30 @@ def _split_time(line: str, is_channel: bool) -> tuple[str, int, str]:
     return before + " ", int(delta), ""
 
 
-def _events(mtf: str) -> tuple[str, int, list[_Event]]:
-    """The ``ticks_per_beat`` line, its value and the timed events of an MTF text (``end_of_track``
-    left out)."""
+@dataclass(frozen=True)
+class _Timeline:
+    """An MTF text parsed once: its header line and its timed events, with their seconds for bisection."""
+
+    header: str
+    ticks_per_beat: int
+    events: list[_Event]
+    seconds: list[float]
+
+    def index(self, seconds: float) -> int:
+        """The first event at or after ``seconds`` (all of them for ``inf``)."""
+        return bisect.bisect_left(self.seconds, seconds)
+
+    def tick_at(self, seconds: float) -> int:
+        """The tick at a time, by the tempo in force then."""
+        last = bisect.bisect_right(self.seconds, seconds) - 1
+        if last < 0:
+            return round(seconds * 1e6 * self.ticks_per_beat / DEFAULT_TEMPO)
+        event = self.events[last]
+        return event.tick + round((seconds - event.seconds) * 1e6 * self.ticks_per_beat / event.tempo)
+
+
+def _timeline(mtf: str) -> _Timeline:
+    """The header and the timed events of an MTF text (``end_of_track`` left out)."""
     from mido.messages.specs import SPEC_BY_TYPE
 
     lines = mtf.splitlines()
@@ -179,13 +201,13 @@ def _events(mtf: str) -> tuple[str, int, list[_Event]]:
             tempo = int(before.split()[1])
         if kind != "end_of_track":
             events.append(_Event(tick, seconds, kind, tempo, before, after))
-    return lines[0], ticks_per_beat, events
+    return _Timeline(lines[0], ticks_per_beat, events, [event.seconds for event in events])
 
 
 def mtf_seconds(mtf: str) -> float:
     """The time of the last event of an MTF text, in seconds."""
-    _, _, events = _events(mtf)
-    return events[-1].seconds if events else 0.0
+    seconds = _timeline(mtf).seconds
+    return seconds[-1] if seconds else 0.0
 
 
 def _note(event: _Event) -> tuple[str, str, bool] | None:
@@ -207,35 +229,28 @@ def _state_key(event: _Event) -> tuple[str, ...] | None:
     return None
 
 
+def _fold_state(state: dict[tuple[str, ...], _Event], events: Sequence[_Event]) -> None:
+    """Update ``state`` (what is in force) with ``events``, in order."""
+    for event in events:
+        key = _state_key(event)
+        if key is not None:
+            state[key] = event
+
+
 def mtf_excerpt(mtf: str, start: float, end: float) -> str:
     """The MTF of seconds ``[start, end)`` of an MTF text, itself a valid MTF text (see the module)."""
-    header, ticks_per_beat, events = _events(mtf)
-    return _cut(header, ticks_per_beat, events, start, end)
-
-
-def _tick_at(seconds: float, ticks_per_beat: int, events: list[_Event]) -> int:
-    """The tick at a time, by the tempo in force then."""
-    before = [e for e in events if e.seconds <= seconds]
-    if not before:
-        return round(seconds * 1e6 * ticks_per_beat / DEFAULT_TEMPO)
-    last = before[-1]
-    return last.tick + round((seconds - last.seconds) * 1e6 * ticks_per_beat / last.tempo)
-
-
-def _cut(header: str, ticks_per_beat: int, events: list[_Event], start: float, end: float) -> str:
+    timeline = _timeline(mtf)
     state: dict[tuple[str, ...], _Event] = {}
-    inside: list[_Event] = []
-    for event in events:
-        if event.seconds >= end:
-            break
-        if event.seconds < start:
-            key = _state_key(event)
-            if key is not None:
-                state[key] = event
-            continue
-        inside.append(event)
+    _fold_state(state, timeline.events[: timeline.index(start)])
+    return _cut(timeline, state, start, end)
+
+
+def _cut(timeline: _Timeline, state: dict[tuple[str, ...], _Event], start: float, end: float) -> str:
+    """The MTF of seconds ``[start, end)`` (``end`` ``inf``: to the last event), given the ``state`` in
+    force at ``start``."""
+    inside = timeline.events[timeline.index(start) : timeline.index(end)]
     start_tick = inside[0].tick if inside else 0
-    lines = [header, *(f"{e.before}0{e.after}" for e in state.values())]
+    lines = [timeline.header, *(f"{e.before}0{e.after}" for e in state.values())]
     sounding: dict[tuple[str, str], int] = {}
     previous = start_tick
     for event in inside:
@@ -250,7 +265,7 @@ def _cut(header: str, ticks_per_beat: int, events: list[_Event], start: float, e
                 continue  # the end of a note that started before the window
         lines.append(f"{event.before}{event.tick - previous}{event.after}")
         previous = event.tick
-    end_tick = _tick_at(end, ticks_per_beat, events) if end != float("inf") else previous
+    end_tick = timeline.tick_at(end) if end != float("inf") else previous
     delta = max(0, end_tick - previous)
     for (channel, pitch), count in sounding.items():
         for _ in range(count):
@@ -261,9 +276,10 @@ def _cut(header: str, ticks_per_beat: int, events: list[_Event], start: float, e
 
 
 def mtf_windows(mtf: str, sizes: Sequence[tuple[float, float]]) -> list[Window]:
-    """Windows of an MTF text by seconds (windows without a note are left out)."""
-    header, ticks_per_beat, events = _events(mtf)
-    length = events[-1].seconds if events else 0.0
+    """Windows of an MTF text by seconds (windows without a note are left out). The windows go by
+    start, so the state in force at each start is carried from one to the next: linear in the events."""
+    timeline = _timeline(mtf)
+    length = timeline.seconds[-1] if timeline.seconds else 0.0
     spans = sorted(
         {
             (round(start, 3), round(min(start + size, length), 3))
@@ -272,9 +288,14 @@ def mtf_windows(mtf: str, sizes: Sequence[tuple[float, float]]) -> list[Window]:
         }
     )
     windows = []
+    state: dict[tuple[str, ...], _Event] = {}
+    folded = 0
     for start, end in spans:
+        first = timeline.index(start)
+        _fold_state(state, timeline.events[folded:first])
+        folded = max(folded, first)
         last = end if end < length else float("inf")  # the last window keeps the final events
-        text = _cut(header, ticks_per_beat, events, start, last)
+        text = _cut(timeline, state, start, last)
         if "\nnote_on " in text:
             windows.append(Window(Span(start, end, SECOND), text))
     return windows
