@@ -530,7 +530,7 @@ class Library:
                 moved_from.append(old_file)
             stat = stats[path]
             for row in owners[old_file]:
-                new_path = str(path) + (row["path"] or "")[len(old_file) :]
+                new_path = _moved(row["path"], old_file, path)
                 rows.append(
                     {
                         **row,
@@ -542,12 +542,11 @@ class Library:
                     }
                 )
             for row in segments_by_file.get(old_file, []):
-                new_path = str(path) + (row["path"] or "")[len(old_file) :]
-                span = _span(row)
+                new_path = _moved(row["path"], old_file, path)
                 segments.append(
                     {
                         **row,
-                        "id": segment_id(new_path, span),
+                        "id": segment_id(new_path, _span(row)),
                         "item_id": item_id(new_path),
                         "path": new_path,
                         "file_path": str(path),
@@ -745,10 +744,8 @@ class Library:
         others = sorted(set(best) - set(found))
         if others:
             rows = self._store.rows_in("id", others, [*INFO_COLUMNS, "vector"], where=conditions)
-            for rank, (row, vector) in enumerate(
-                zip(rows.drop(["vector"]).to_pylist(), vectors_of(rows), strict=True), start=len(found) + 1
-            ):
-                found[row["id"]] = _hit(rank, float(vector @ query), row)
+            for row, vector in zip(rows.drop(["vector"]).to_pylist(), vectors_of(rows), strict=True):
+                found[row["id"]] = _hit(0, float(vector @ query), row)  # ranked below
         scored = []
         for hit in found.values():
             window_score, span = best.get(hit.id, (None, None))
@@ -987,6 +984,11 @@ def _index(table: Any, rows: int, key: str) -> dict[str, Any] | None:
     }
 
 
+def _moved(item_path: str | None, old_file: str, new_file: Path) -> str:
+    """An item path of ``old_file`` (``file`` or ``file#X``) re-pathed to ``new_file``."""
+    return str(new_file) + (item_path or "")[len(old_file) :]
+
+
 def _span(row: dict[str, Any]) -> Span:
     """The span of a segment row (bars are whole numbers, stored as floats with the seconds)."""
     start, end, unit = row["start"], row["end"], row["unit"]
@@ -998,6 +1000,13 @@ def _hit(rank: int, score: float, row: dict[str, Any], span: Span | None = None)
     return LibraryHit(
         rank, score, row["id"], row["path"], row["kind"], row["title"], row["composer"], row["caption"], span
     )
+
+
+def _recorded_names(item: Any, names: dict[Path, str] | None) -> tuple[str, str]:
+    """The file name and the item path (``file`` or ``file#X``) the library records an item under:
+    its path, or the name its file is given in ``names`` (the URL of a local copy)."""
+    file_name = (names or {}).get(item.path, str(item.path))
+    return file_name, file_name + item.id[len(str(item.path)) :]
 
 
 def embedded_rows(
@@ -1027,14 +1036,14 @@ def embedded_rows(
         kept = [i for i, item in enumerate(items) if item.id not in dropped]
         items, vectors = [items[i] for i in kept], vectors[kept]
         for item, spans, window_vectors in windowed:
-            path = (names or {}).get(item.path, str(item.path)) + item.id[len(str(item.path)) :]
+            file_name, path = _recorded_names(item, names)
             for span, vector in zip(spans, _unit(window_vectors), strict=True):
                 segment_rows.append(
                     {
                         "id": segment_id(path, span),
                         "item_id": item_id(path),
                         "path": path,
-                        "file_path": (names or {}).get(item.path, str(item.path)),
+                        "file_path": file_name,
                         "content_hash": hashes[item.path],
                         "kind": item.kind.value,
                         "start": float(span.start),
@@ -1054,8 +1063,7 @@ def embedded_rows(
         if bars is None and item.kind in (FileKind.ABC, FileKind.MUSICXML) and isinstance(item.data, str):
             bars = interleaved_bars(item.data)
         stat = stats[item.path]
-        file_name = (names or {}).get(item.path, str(item.path))
-        path = file_name + item.id[len(str(item.path)) :]
+        file_name, path = _recorded_names(item, names)
         rows.append(
             {
                 "id": item_id(path),
