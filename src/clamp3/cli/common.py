@@ -12,6 +12,10 @@ import click
 
 from clamp3.errors import Clamp3Error, InputError
 
+DTYPE_CHOICES = ("float32", "bf16", "fp16", "int8")
+"""What ``--dtype`` takes (:func:`clamp3.precision.precision_name`'s names; not imported, so that
+``--help`` loads no torch)."""
+
 _MODEL_OPTIONS = (
     click.option(
         "-m",
@@ -22,7 +26,7 @@ _MODEL_OPTIONS = (
     click.option("--device", default=None, help="cpu, cuda, cuda:1 ... [cuda if available]."),
     click.option(
         "--dtype",
-        type=click.Choice(["float32", "bf16", "fp16", "int8"]),
+        type=click.Choice(DTYPE_CHOICES),
         default="float32",
         show_default=True,
         help="Precision: int8 runs the model (and MERT) with int8 linear layers, for CPUs; vectors of "

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from clamp3.cli.common import (
+    DTYPE_CHOICES,
     friendly_errors,
     model_options,
     ray_options,
@@ -52,7 +53,7 @@ def library_group() -> None:
 )
 @click.option(
     "--dtype",
-    type=click.Choice(["float32", "bf16", "fp16", "int8"]),
+    type=click.Choice(DTYPE_CHOICES),
     default="float32",
     show_default=True,
     help="Precision of the library's vectors (int8: quantized, for CPUs); fixed for the library.",
