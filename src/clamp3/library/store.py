@@ -261,11 +261,12 @@ class Store:
 
     def delete(self, column: str, values: Sequence[str]) -> None:
         """Delete the rows whose ``column`` is one of ``values``: their segments first, then the items
-        (a kill in between leaves items without segments, which the same call completes)."""
-        segment_column = "item_id" if column == "id" else column
-        for where in in_filters(column, list(values)):
-            if self.segments is not None:
-                self.segments.delete(where.replace(column, segment_column, 1))
+        (a kill in between leaves items without segments, which the same call, run again, completes)."""
+        values = list(values)
+        if self.segments is not None:  # an item's windows name it by item_id
+            for where in in_filters("item_id" if column == "id" else column, values):
+                self.segments.delete(where)
+        for where in in_filters(column, values):
             self.items.delete(where)
 
     def record_errors(self, files: Sequence[str], failures: Sequence[Any]) -> None:
