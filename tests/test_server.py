@@ -325,30 +325,39 @@ def _long_tune(bars: int) -> str:
     return f"X:1\nT:A Long Reel\nM:4/4\nL:1/8\nK:D\n{body}]\n"
 
 
+def segment_library(root, demo_files, more: dict[str, str] | None = None) -> Library:
+    """A library made with segments by the bundled model at ``root / "lib"`` over copies of
+    ``demo_files`` (paths under the demo library) and the files ``more`` (name -> text); every file is
+    embedded, one item each."""
+    from clamp3.cli.demo import DEMO_DATA
+    from clamp3.preprocess.windows import WindowSettings
+
+    music = root / "music"
+    music.mkdir()
+    for name in demo_files:
+        shutil.copy(DEMO_DATA / "library" / name, music)
+    for name, text in (more or {}).items():
+        (music / name).write_text(text)
+    library = Library.create(root / "lib", model="default", segments=WindowSettings())
+    report = library.add([music])
+    assert not report.failures and report.embedded == len(demo_files) + len(more or {})
+    return library
+
+
 @pytest.fixture(scope="module")
 def segmented(tmp_path_factory):
     """A library made with segments by the bundled model over a few demo files (tunes, chorales, MIDI,
     audio), a long tune and a text; its client and the items' ids by file name."""
-    from clamp3.cli.demo import DEMO_DATA
-    from clamp3.preprocess.windows import WindowSettings
-
     root = tmp_path_factory.mktemp("segmented")
-    demo = DEMO_DATA / "library"
-    music = root / "music"
-    music.mkdir()
-    for name in (
+    demo_files = (
         "scores/the-alhambra-reel.abc",
         "scores/the-blue-garters.abc",
         "scores/bwv324-meine-seel-erhebet-den-herrn.musicxml",
         "midi/the-grey-plover.mid",
         "audio/the-custom-house-jig.ogg",
-    ):
-        shutil.copy(demo / name, music)
-    (music / "long.abc").write_text(_long_tune(120))
-    (music / "notes.txt").write_text("a lively reel for the fiddle\n")
-    library = Library.create(root / "lib", model="default", segments=WindowSettings())
-    report = library.add([music])
-    assert not report.failures and report.embedded == 7
+    )
+    more = {"long.abc": _long_tune(120), "notes.txt": "a lively reel for the fiddle\n"}
+    library = segment_library(root, demo_files, more)
     client = TestClient(create_app(Library.open(root / "lib")), raise_server_exceptions=False)
     hits = client.post("/api/search", json={"text": "x", "k": 20}).json()["hits"]
     ids = {hit["path"].rsplit("/", 1)[-1].split("#")[0]: hit["id"] for hit in hits}

@@ -23,12 +23,11 @@ import pytest
 import uvicorn
 from playwright.sync_api import expect, sync_playwright
 
-from clamp3.cli.demo import DEMO_DATA
 from clamp3.library import Library
 from clamp3.pipeline import PipelineOptions
-from clamp3.preprocess.windows import WindowSettings
 from clamp3.server import ServerSettings, create_app
 from tests.test_library import THREE_TUNES
+from tests.test_server import segment_library
 from tests.tiny import tiny_model_with_tokenizer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -128,10 +127,7 @@ def segment_site(tmp_path_factory):
     """Demo tunes, a chorale, a MIDI file and recordings in a library made with segments by the bundled
     model, served by uvicorn on a loopback port."""
     root = tmp_path_factory.mktemp("web-segments")
-    demo = DEMO_DATA / "library"
-    music = root / "music"
-    music.mkdir()
-    for name in (
+    demo_files = (
         "scores/the-alhambra-reel.abc",
         "scores/the-blue-garters.abc",
         "scores/the-custom-house-jig.abc",
@@ -139,11 +135,8 @@ def segment_site(tmp_path_factory):
         "midi/the-grey-plover.mid",
         "audio/the-custom-house-jig.ogg",
         "audio/the-blue-garters.ogg",
-    ):
-        shutil.copy(demo / name, music)
-    library = Library.create(root / "lib", model="default", segments=WindowSettings())
-    report = library.add([music])
-    assert not report.failures and report.embedded == 7
+    )
+    library = segment_library(root, demo_files)
     with serving(create_app(Library.open(root / "lib"))) as url:
         yield site_of(url, len(library))
 
