@@ -58,6 +58,23 @@ def _add_command(library, music, model_dir) -> list[str]:
     ]
 
 
+def _add_then_kill(command: list[str], ready, pause_s: float, poll_s: float = 0.01) -> bool:
+    """Run ``command``; once ``ready()`` holds, wait ``pause_s`` and ``kill -9`` it if it still runs.
+    Returns whether it was killed (it may finish first)."""
+    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:
+        if ready():
+            time.sleep(pause_s)
+            break
+        time.sleep(poll_s)
+    killed = process.poll() is None
+    if killed:
+        os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    return killed
+
+
 def _table(library_dir) -> dict[str, tuple[str, np.ndarray]]:
     store = Library.open(library_dir)._store
     table = store.query(["id", "path", "vector"])
@@ -93,17 +110,12 @@ def test_kill_9_at_random_points_then_rerun_equals_a_clean_build(model_dir, musi
     for _ in range(3):
         start_version = Library.open(directory)._store.items.version
         wait_commits = rng.randint(1, 2)
-        process = subprocess.Popen(_add_command(directory, music, model_dir), stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 120
-        while process.poll() is None and time.monotonic() < deadline:
-            if Library.open(directory)._store.items.version >= start_version + wait_commits:
-                time.sleep(rng.uniform(0, 0.3))  # somewhere inside the next batch
-                break
-            time.sleep(0.01)
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
-            kills += 1
-        process.wait()
+
+        def committed(start_version=start_version, wait_commits=wait_commits) -> bool:
+            return Library.open(directory)._store.items.version >= start_version + wait_commits
+
+        # killed somewhere inside the next batch
+        kills += _add_then_kill(_add_command(directory, music, model_dir), committed, rng.uniform(0, 0.3))
         partial.append(len(_table(directory)))  # readable after every kill, never a duplicate row
     assert kills >= 2 and any(0 < rows < 42 for rows in partial), partial
     subprocess.run(_add_command(directory, music, model_dir), check=True, capture_output=True)
@@ -137,18 +149,15 @@ def test_kill_9_of_a_library_with_segments_then_rerun_equals_a_clean_build(model
     for _ in range(3):
         store = Library.open(directory)._store
         start = (store.items.version, store.segments.version)
-        process = subprocess.Popen(_add_command(directory, music, model_dir), stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 120
-        while process.poll() is None and time.monotonic() < deadline:
+
+        def committed(start=start) -> bool:
             store = Library.open(directory)._store
-            if store.segments.version > start[1] + rng.randint(0, 1) and store.items.version > start[0]:
-                time.sleep(rng.uniform(0, 0.2))  # between a batch's two commits, or later
-                break
-            time.sleep(0.005)
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
-            kills += 1
-        process.wait()
+            return store.segments.version > start[1] + rng.randint(0, 1) and store.items.version > start[0]
+
+        # killed between a batch's two commits, or later
+        kills += _add_then_kill(
+            _add_command(directory, music, model_dir), committed, rng.uniform(0, 0.2), poll_s=0.005
+        )
         _segment_table(directory, complete=False)  # readable after every kill, never a duplicate row
     assert kills >= 2
     subprocess.run(_add_command(directory, music, model_dir), check=True, capture_output=True)
